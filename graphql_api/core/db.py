@@ -1,0 +1,40 @@
+"""The asyncpg pool: created by each entry point's startup hook and passed down."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    init: Callable[[asyncpg.Connection], Awaitable[Any]] | None = None,
+) -> asyncpg.Pool:
+    async def setup(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        if init is not None:
+            await init(conn)
+
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=setup,
+        command_timeout=30,
+        server_settings={"application_name": "unified-sessions"},
+    )
+    assert pool is not None
+    return pool

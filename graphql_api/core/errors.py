@@ -1,0 +1,41 @@
+"""Domain errors. Each carries the GraphQL `extensions.code` it is reported with."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class BadInput(DomainError):
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class AgentFailed(DomainError):
+    """The agent could not answer. The person's message is stored and the failure recorded."""
+
+    code = "AGENT_FAILED"
+
+    def __init__(self, message: str, *, user_message: object = None) -> None:
+        super().__init__(message)
+        self.user_message = user_message  # the stored MessageRow of the person's message

@@ -1,0 +1,128 @@
+"""Messages: append to a session's history and read keyset pages of it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+
+from .errors import BadInput
+from .models import MESSAGE_COLUMNS, MessageRow, Role, langchain_message
+
+Executor = asyncpg.Pool | asyncpg.Connection
+
+MAX_CONTENT_LENGTH = 16_000
+_MAX_ID = 2**63 - 1
+
+
+def validate_content(content: str) -> str:
+    if not content or not content.strip():
+        raise BadInput("content must not be empty", field="content")
+    if len(content) > MAX_CONTENT_LENGTH:
+        raise BadInput(f"content must be at most {MAX_CONTENT_LENGTH} characters", field="content")
+    return content
+
+
+async def append_message(
+    db: Executor, session_id: str, role: Role, content: str, *, idempotency_key: str | None = None
+) -> tuple[MessageRow, bool]:
+    """Store a message; return it and whether it is new (False: this key was stored before)."""
+    record = await db.fetchrow(
+        f"""
+        INSERT INTO chat_message_history (session_id, message, idempotency_key)
+        VALUES ($1, $2, $3)
+        ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING {MESSAGE_COLUMNS}
+        """,
+        session_id,
+        langchain_message(role, content),
+        idempotency_key,
+    )
+    if record is not None:
+        return MessageRow.from_record(record), True
+    existing = await find_by_idempotency_key(db, session_id, idempotency_key or "")
+    assert existing is not None
+    return existing, False
+
+
+async def find_by_idempotency_key(
+    db: Executor, session_id: str, idempotency_key: str
+) -> MessageRow | None:
+    record = await db.fetchrow(
+        f"SELECT {MESSAGE_COLUMNS} FROM chat_message_history "
+        "WHERE session_id = $1 AND idempotency_key = $2",
+        session_id,
+        idempotency_key,
+    )
+    return MessageRow.from_record(record) if record else None
+
+
+async def get_message(db: Executor, user_id: uuid.UUID, message_id: int) -> MessageRow | None:
+    """A message, only if it belongs to one of the person's sessions."""
+    record = await db.fetchrow(
+        f"""
+        SELECT {", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))}
+          FROM chat_message_history m
+          JOIN chat_sessions s ON s.session_id = m.session_id
+         WHERE m.id = $1 AND s.user_id = $2
+        """,
+        message_id,
+        user_id,
+    )
+    return MessageRow.from_record(record) if record else None
+
+
+async def pages_before(
+    db: Executor, requests: Sequence[tuple[str, int | None]], limit: int
+) -> dict[tuple[str, int | None], list[MessageRow]]:
+    """For each (session_id, before_id): up to `limit` messages older than before_id (None: the
+    newest), oldest first. One statement for any number of sessions."""
+    if not requests:
+        return {}
+    session_ids = [session_id for session_id, _ in requests]
+    befores = [before if before is not None else _MAX_ID for _, before in requests]
+    records = await db.fetch(
+        """
+        SELECT r.ord, m.id, m.session_id, m.message, m.created_at
+          FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(session_id, before_id, ord)
+          CROSS JOIN LATERAL (
+                SELECT id, session_id, message, created_at
+                  FROM chat_message_history h
+                 WHERE h.session_id = r.session_id AND h.id < r.before_id
+                 ORDER BY h.id DESC
+                 LIMIT $3
+          ) m
+        """,
+        session_ids,
+        befores,
+        limit,
+    )
+    pages: dict[tuple[str, int | None], list[MessageRow]] = {key: [] for key in requests}
+    for record in records:
+        pages[requests[record["ord"] - 1]].append(MessageRow.from_record(record))
+    for page in pages.values():
+        page.reverse()
+    return pages
+
+
+async def page_before(
+    db: Executor, session_id: str, limit: int, before_id: int | None = None
+) -> list[MessageRow]:
+    """Up to `limit` messages older than before_id (None: the newest), oldest first."""
+    if before_id is None:
+        records = await db.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM chat_message_history WHERE session_id = $1 "
+            "ORDER BY id DESC LIMIT $2",
+            session_id,
+            limit,
+        )
+    else:
+        records = await db.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM chat_message_history WHERE session_id = $1 "
+            "AND id < $2 ORDER BY id DESC LIMIT $3",
+            session_id,
+            before_id,
+            limit,
+        )
+    return [MessageRow.from_record(r) for r in reversed(records)]

@@ -1,0 +1,116 @@
+"""Rows as the domain functions return them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    TELEGRAM = "telegram"
+    SCHEDULED = "scheduled"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+# LangChain's message `type` <-> our role.
+_ROLE_BY_TYPE = {"human": Role.USER, "ai": Role.ASSISTANT, "system": Role.SYSTEM, "tool": Role.TOOL}
+TYPE_BY_ROLE = {role: type_ for type_, role in _ROLE_BY_TYPE.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    chat_id: uuid.UUID
+    session_id: str
+    channel: Channel
+    agent_name: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    last_error: str | None
+    last_error_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: Any) -> SessionRow:
+        return cls(
+            id=record["id"],
+            user_id=record["user_id"],
+            chat_id=record["chat_id"],
+            session_id=record["session_id"],
+            channel=Channel(record["channel"]),
+            agent_name=record["agent_name"],
+            is_active=record["is_active"],
+            created_at=record["created_at"],
+            updated_at=record["updated_at"],
+            last_error=record["last_error"],
+            last_error_at=record["last_error_at"],
+        )
+
+
+SESSION_COLUMNS = (
+    "id, user_id, chat_id, session_id, channel, agent_name, is_active, created_at, updated_at, "
+    "last_error, last_error_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    session_id: str
+    role: Role
+    content: str
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, record: Any) -> MessageRow:
+        message = record["message"]
+        return cls(
+            id=record["id"],
+            session_id=record["session_id"],
+            role=role_of(message),
+            content=content_of(message),
+            created_at=record["created_at"],
+        )
+
+
+MESSAGE_COLUMNS = "id, session_id, message, created_at"
+
+
+def role_of(message: Any) -> Role:
+    type_ = message.get("type") if isinstance(message, dict) else None
+    return _ROLE_BY_TYPE.get(type_, Role.SYSTEM)
+
+
+def content_of(message: Any) -> str:
+    """Text of a LangChain message: content is a string or a list of parts."""
+    if not isinstance(message, dict):
+        return ""
+    data = message.get("data")
+    content = data.get("content") if isinstance(data, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "".join(texts)
+    return ""
+
+
+def langchain_message(role: Role, content: str) -> dict[str, Any]:
+    type_ = TYPE_BY_ROLE[role]
+    return {"type": type_, "data": {"type": type_, "content": content}}

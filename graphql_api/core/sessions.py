@@ -1,0 +1,204 @@
+"""Sessions: the one upsert every channel uses, and the reads the API pages through."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from .errors import BadInput, Forbidden
+from .models import SESSION_COLUMNS, Channel, SessionRow
+from .tokens import Viewer
+
+Executor = asyncpg.Pool | asyncpg.Connection
+
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+MAX_AGENT_NAME = 100
+
+
+@dataclass(frozen=True)
+class SessionUpsert:
+    session_id: str | None = None
+    channel: Channel = Channel.WEB
+    agent_name: str | None = None
+    is_active: bool | None = None
+    user_id: uuid.UUID | None = None  # whose session; only the service identity may name another
+
+
+def validate_session_id(session_id: str) -> str:
+    if not SESSION_ID_PATTERN.match(session_id):
+        raise BadInput(
+            "sessionId must be 1-128 characters: letters, digits and . _ : @ -", field="sessionId"
+        )
+    return session_id
+
+
+def _owner_for(actor: Viewer, spec: SessionUpsert) -> uuid.UUID:
+    if actor.is_service:
+        if spec.user_id is None:
+            raise BadInput("userId is required when acting as the service", field="userId")
+        return spec.user_id
+    if spec.user_id is not None and spec.user_id != actor.user_id:
+        raise Forbidden("you may only write your own sessions")
+    if spec.channel is not Channel.WEB:
+        raise Forbidden("telegram and scheduled sessions are written by the service only")
+    return actor.user_id
+
+
+_UPSERT = f"""
+INSERT INTO chat_sessions AS s (user_id, chat_id, session_id, channel, agent_name, is_active)
+VALUES ($1, coalesce($2, gen_random_uuid()), $3, $4, $5, coalesce($6, true))
+ON CONFLICT (session_id) WHERE session_id IS NOT NULL DO UPDATE
+   SET agent_name = coalesce($7, s.agent_name),
+       is_active  = coalesce($6, s.is_active),
+       updated_at = now()
+ WHERE s.user_id = EXCLUDED.user_id AND s.channel = EXCLUDED.channel
+RETURNING {SESSION_COLUMNS}
+"""
+
+
+async def upsert_session(
+    db: Executor, actor: Viewer, spec: SessionUpsert, *, default_agent_name: str = "assistant"
+) -> SessionRow:
+    """Create the session or update its agent/activity, in one statement.
+
+    Concurrent calls with the same session_id never duplicate (the unique index decides). A
+    session_id that belongs to another person, or to another channel, is refused, never moved.
+    """
+    owner = _owner_for(actor, spec)
+    chat_id = uuid.uuid4()
+    if spec.session_id is None:
+        session_id = str(chat_id)
+    else:
+        session_id = validate_session_id(spec.session_id)
+        chat_id = _uuid_or_none(session_id) or chat_id
+    agent_name = _validate_agent_name(spec.agent_name)
+    record = await db.fetchrow(
+        _UPSERT,
+        owner,
+        chat_id,
+        session_id,
+        spec.channel.value,
+        agent_name or default_agent_name,
+        spec.is_active,
+        agent_name,
+    )
+    if record is None:
+        await _explain_refusal(db, session_id, owner)
+    return SessionRow.from_record(record)
+
+
+async def _explain_refusal(db: Executor, session_id: str, owner: uuid.UUID) -> None:
+    existing = await db.fetchrow(
+        "SELECT user_id, channel FROM chat_sessions WHERE session_id = $1", session_id
+    )
+    if existing is not None and existing["user_id"] == owner:
+        raise BadInput(
+            f"session {session_id} is a {existing['channel']} session; its channel cannot change",
+            field="channel",
+        )
+    raise Forbidden("this sessionId is already in use")
+
+
+def _validate_agent_name(agent_name: str | None) -> str | None:
+    if agent_name is None:
+        return None
+    agent_name = agent_name.strip()
+    if not agent_name or len(agent_name) > MAX_AGENT_NAME:
+        raise BadInput(f"agentName must be 1-{MAX_AGENT_NAME} characters", field="agentName")
+    return agent_name
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def get_session(db: Executor, user_id: uuid.UUID, session_id: str) -> SessionRow | None:
+    """The person's session, or None: another person's session looks exactly like a missing one."""
+    record = await db.fetchrow(
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE session_id = $1 AND user_id = $2",
+        session_id,
+        user_id,
+    )
+    return SessionRow.from_record(record) if record else None
+
+
+async def get_sessions_by_ids(
+    db: Executor, user_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, SessionRow]:
+    records = await db.fetch(
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE id = ANY($1::uuid[]) AND user_id = $2",
+        list(ids),
+        user_id,
+    )
+    return {r["id"]: SessionRow.from_record(r) for r in records}
+
+
+@dataclass(frozen=True)
+class SessionKey:
+    """Keyset position in the newest-activity-first order."""
+
+    updated_at: datetime
+    id: uuid.UUID
+
+
+async def list_sessions(
+    db: Executor,
+    user_id: uuid.UUID,
+    *,
+    limit: int,
+    channel: Channel | None = None,
+    after: SessionKey | None = None,
+) -> list[SessionRow]:
+    """Up to `limit` sessions, newest activity first, strictly after the keyset position."""
+    conditions = ["user_id = $1"]
+    args: list[object] = [user_id]
+    if channel is not None:
+        args.append(channel.value)
+        conditions.append(f"channel = ${len(args)}")
+    if after is not None:
+        args.extend([after.updated_at, after.id])
+        conditions.append(f"(updated_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = (
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE {' AND '.join(conditions)} "
+        f"ORDER BY updated_at DESC, id DESC LIMIT ${len(args)}"
+    )
+    return [SessionRow.from_record(r) for r in await db.fetch(sql, *args)]
+
+
+async def record_failure(db: Executor, session_id: str, description: str) -> None:
+    await db.execute(
+        "UPDATE chat_sessions SET last_error = $2, last_error_at = now(), updated_at = now() "
+        "WHERE session_id = $1",
+        session_id,
+        description[:500],
+    )
+
+
+async def touch_session(db: Executor, session_id: str) -> SessionRow:
+    """Mark a successful turn: bump last activity and clear any recorded failure."""
+    record = await db.fetchrow(
+        f"UPDATE chat_sessions SET updated_at = now(), last_error = NULL, last_error_at = NULL "
+        f"WHERE session_id = $1 RETURNING {SESSION_COLUMNS}",
+        session_id,
+    )
+    assert record is not None
+    return SessionRow.from_record(record)
+
+
+async def set_active(db: Executor, session_id: str, is_active: bool) -> SessionRow | None:
+    record = await db.fetchrow(
+        f"UPDATE chat_sessions SET is_active = $2, updated_at = now() "
+        f"WHERE session_id = $1 RETURNING {SESSION_COLUMNS}",
+        session_id,
+        is_active,
+    )
+    return SessionRow.from_record(record) if record else None

@@ -1,0 +1,108 @@
+"""Settings: read once from the environment into one typed, immutable object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.datastructures import Secret
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    raw = env.get(name)
+    return Secret(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: Secret | None = field(default=None, repr=False)
+    # Introspection, GraphiQL and "did you mean" suggestions: on for development, off in production.
+    graphql_dev_tools: bool = True
+    agent_backend: str = "echo"
+    default_agent_name: str = "assistant"
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: Secret | None = field(default=None, repr=False)
+    openai_model: str = "gpt-4o-mini"
+    agent_timeout: float = 60.0
+    telegram_bot_token: Secret | None = field(default=None, repr=False)
+    telegram_webhook_secret: Secret | None = field(default=None, repr=False)
+    telegram_api_base: str | None = None
+    telegram_bot_username: str | None = None
+    link_code_ttl_seconds: int = 600
+    data_dir: Path = PROJECT_ROOT / ".data"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        backend = env.get("AGENT_BACKEND", "echo").strip().lower()
+        if backend not in {"echo", "openai"}:
+            raise SettingsError(f"AGENT_BACKEND must be 'echo' or 'openai', not {backend!r}")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            jwt_secret=_secret(env, "JWT_SECRET"),
+            graphql_dev_tools=_bool(env, "GRAPHQL_DEV_TOOLS", True),
+            agent_backend=backend,
+            default_agent_name=env.get("DEFAULT_AGENT_NAME") or "assistant",
+            openai_base_url=(env.get("OPENAI_BASE_URL") or cls.openai_base_url).rstrip("/"),
+            openai_api_key=_secret(env, "OPENAI_API_KEY"),
+            openai_model=env.get("OPENAI_MODEL") or cls.openai_model,
+            agent_timeout=_float(env, "AGENT_TIMEOUT", cls.agent_timeout),
+            telegram_bot_token=_secret(env, "TELEGRAM_BOT_TOKEN"),
+            telegram_webhook_secret=_secret(env, "TELEGRAM_WEBHOOK_SECRET"),
+            telegram_api_base=(env.get("TELEGRAM_API_BASE") or None),
+            telegram_bot_username=(env.get("TELEGRAM_BOT_USERNAME") or None),
+            link_code_ttl_seconds=int(_float(env, "LINK_CODE_TTL_SECONDS", 600)),
+            data_dir=Path(env.get("DATA_DIR") or cls.data_dir),
+            db_pool_min=int(_float(env, "DB_POOL_MIN", 1)),
+            db_pool_max=int(_float(env, "DB_POOL_MAX", 10)),
+        )
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise SettingsError("DATABASE_URL is not set")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise SettingsError("REDIS_URL is not set")
+        return self.redis_url
+
+    def require_jwt_secret(self) -> str:
+        if self.jwt_secret is None or len(str(self.jwt_secret)) < 16:
+            raise SettingsError("JWT_SECRET must be set to at least 16 characters")
+        return str(self.jwt_secret)

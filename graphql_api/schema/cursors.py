@@ -1,0 +1,67 @@
+"""Opaque keyset cursors: base64url of a tagged position, strictly validated when read back."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+
+from ..core.errors import BadInput
+from ..core.sessions import SessionKey
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+_MAX_CURSOR_LENGTH = 200
+
+
+def page_size(value: int | None, argument: str) -> int:
+    if value is None:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise BadInput(f"{argument} must be between 1 and {MAX_PAGE_SIZE}", field=argument)
+    return value
+
+
+def _encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, tag: str, argument: str) -> str:
+    try:
+        if len(cursor) > _MAX_CURSOR_LENGTH:
+            raise ValueError
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadInput(f"{argument} is not a valid cursor", field=argument) from None
+    prefix = tag + ":"
+    if not text.startswith(prefix):
+        raise BadInput(f"{argument} is not a valid cursor", field=argument)
+    return text[len(prefix) :]
+
+
+def session_cursor(updated_at: datetime, session_uuid: uuid.UUID) -> str:
+    return _encode(f"s1:{updated_at.isoformat()}|{session_uuid}")
+
+
+def read_session_cursor(cursor: str, argument: str = "after") -> SessionKey:
+    body = _decode(cursor, "s1", argument)
+    try:
+        stamp, _, raw_id = body.partition("|")
+        updated_at = datetime.fromisoformat(stamp)
+        if updated_at.tzinfo is None:
+            raise ValueError
+        return SessionKey(updated_at=updated_at, id=uuid.UUID(raw_id))
+    except ValueError:
+        raise BadInput(f"{argument} is not a valid cursor", field=argument) from None
+
+
+def message_cursor(message_id: int) -> str:
+    return _encode(f"m1:{message_id}")
+
+
+def read_message_cursor(cursor: str, argument: str = "before") -> int:
+    body = _decode(cursor, "m1", argument)
+    if not body.isdigit() or len(body) > 19 or int(body) > 2**63 - 1:
+        raise BadInput(f"{argument} is not a valid cursor", field=argument)
+    return int(body)

@@ -1,0 +1,50 @@
+"""Every error leaves with `extensions.code`; anything unexpected leaves masked."""
+
+from __future__ import annotations
+
+import logging
+
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.relay.types import GlobalIDValueError
+
+from ..core.errors import DomainError
+
+log = logging.getLogger("graphql_api.errors")
+
+MASKED_MESSAGE = "Internal server error"
+
+
+class ErrorCodes(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(error_message=MASKED_MESSAGE)
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [self._with_code(error) for error in errors]
+
+    def _with_code(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, DomainError):
+            extensions = {"code": original.code}
+            if getattr(original, "field", None):
+                extensions["field"] = original.field  # type: ignore[attr-defined]
+            return self._copy(error, original.message, extensions)
+        if isinstance(original, GlobalIDValueError):
+            return self._copy(error, "id is not a valid global id", {"code": "BAD_USER_INPUT"})
+        if original is None:
+            # Parse, validation and variable errors: the document itself is at fault.
+            return self._copy(error, error.message, {"code": "BAD_USER_INPUT"})
+        log.error("unexpected error in %s", error.path, exc_info=original)
+        return self._copy(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
+
+    @staticmethod
+    def _copy(error: GraphQLError, message: str, extensions: dict[str, str]) -> GraphQLError:
+        return GraphQLError(
+            message=message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions=extensions,
+        )

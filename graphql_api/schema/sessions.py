@@ -1,0 +1,187 @@
+"""Queries and mutations over sessions and their history."""
+
+from __future__ import annotations
+
+import uuid
+
+import strawberry
+from strawberry import relay
+
+from ..core import conversation, sessions
+from ..core.errors import AgentFailed, Forbidden, NotFound
+from ..core.models import Channel as ChannelValue
+from ..core.models import MessageRow, SessionRow
+from .cursors import page_size, read_session_cursor, session_cursor
+from .types import (
+    Channel,
+    ChatMessage,
+    ChatMessageConnection,
+    ChatSession,
+    ChatSessionConnection,
+    Info,
+    load_message_page,
+)
+
+
+async def _own_session(info: Info, session_id: str) -> SessionRow:
+    viewer = info.context.require_viewer()
+    row = await sessions.get_session(info.context.pool, viewer.user_id, session_id)
+    if row is None:
+        raise NotFound(f"no session {session_id}")
+    return row
+
+
+@strawberry.type
+class SessionQuery:
+    node: relay.Node | None = relay.node()
+
+    @strawberry.field(description="The viewer's sessions, newest activity first.")
+    async def sessions(
+        self,
+        info: Info,
+        channel: Channel | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> ChatSessionConnection:
+        viewer = info.context.require_viewer()
+        limit = page_size(first, "first")
+        key = read_session_cursor(after) if after is not None else None
+        rows = await sessions.list_sessions(
+            info.context.pool,
+            viewer.user_id,
+            limit=limit + 1,
+            channel=channel.to_core() if channel else None,
+            after=key,
+        )
+        has_more = len(rows) > limit
+        edges = [
+            relay.Edge(cursor=session_cursor(r.updated_at, r.id), node=ChatSession.from_row(r))
+            for r in rows[:limit]
+        ]
+        return ChatSessionConnection(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=has_more,
+                has_previous_page=key is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(description="One of the viewer's sessions; null if there is none by that id.")
+    async def session(self, info: Info, session_id: str) -> ChatSession | None:
+        viewer = info.context.require_viewer()
+        row = await sessions.get_session(info.context.pool, viewer.user_id, session_id)
+        return ChatSession.from_row(row) if row else None
+
+    @strawberry.field(description="The `last` messages older than `before`, oldest to newest.")
+    async def messages(
+        self, info: Info, session_id: str, last: int | None = None, before: str | None = None
+    ) -> ChatMessageConnection:
+        row = await _own_session(info, session_id)
+        return await load_message_page(info, row.session_id, last, before)
+
+
+@strawberry.input
+class UpsertSessionInput:
+    session_id: str | None = strawberry.field(
+        default=None, description="Absent: a new session with a generated id."
+    )
+    channel: Channel = Channel.WEB
+    agent_name: str | None = None
+    is_active: bool | None = None
+    user_id: uuid.UUID | None = strawberry.field(
+        default=None,
+        description="Whose session. Only the service identity may name another person.",
+    )
+
+
+@strawberry.input
+class SendMessageInput:
+    session_id: str | None = strawberry.field(
+        default=None, description="Absent: the message starts a new web session."
+    )
+    content: str
+    client_message_id: str | None = strawberry.field(
+        default=None,
+        description="The client's id for this message: a retry with it stores nothing twice.",
+    )
+
+
+@strawberry.type
+class SendMessagePayload:
+    session: ChatSession
+    user_message: ChatMessage
+    _reply: strawberry.Private[MessageRow | None]
+    _failure: strawberry.Private[AgentFailed | None]
+
+    @strawberry.field(
+        description="The agent's answer; null with an AGENT_FAILED error if it failed."
+    )
+    def reply(self) -> ChatMessage | None:
+        if self._failure is not None:
+            raise self._failure
+        return ChatMessage.from_row(self._reply) if self._reply else None
+
+
+@strawberry.type
+class SessionMutation:
+    @strawberry.mutation(description="Create a session or update its agent and activity.")
+    async def upsert_session(self, info: Info, input: UpsertSessionInput) -> ChatSession:
+        viewer = info.context.require_viewer()
+        row = await sessions.upsert_session(
+            info.context.pool,
+            viewer,
+            sessions.SessionUpsert(
+                session_id=input.session_id,
+                channel=input.channel.to_core(),
+                agent_name=input.agent_name,
+                is_active=input.is_active,
+                user_id=input.user_id,
+            ),
+            default_agent_name=info.context.settings.default_agent_name,
+        )
+        return ChatSession.from_row(row)
+
+    @strawberry.mutation(description="Send a message in a web session and get the agent's reply.")
+    async def send_message(self, info: Info, input: SendMessageInput) -> SendMessagePayload:
+        viewer = info.context.require_viewer()
+        pool = info.context.pool
+        if input.session_id is None:
+            session = await sessions.upsert_session(
+                pool,
+                viewer,
+                sessions.SessionUpsert(channel=ChannelValue.WEB, user_id=viewer.user_id),
+                default_agent_name=info.context.settings.default_agent_name,
+            )
+        else:
+            session = await _own_session(info, input.session_id)
+        if session.channel is not ChannelValue.WEB:
+            raise Forbidden("telegram and scheduled sessions are read-only from the web")
+        key = None
+        if input.client_message_id is not None:
+            key = "web:" + sessions.validate_session_id(input.client_message_id)
+        try:
+            turn = await conversation.run_turn(
+                pool,
+                info.context.agent,
+                session,
+                input.content,
+                idempotency_key=key,
+                agent_timeout=info.context.settings.agent_timeout,
+            )
+        except AgentFailed as failure:
+            assert failure.user_message is not None
+            refreshed = await sessions.get_session(pool, viewer.user_id, session.session_id)
+            return SendMessagePayload(
+                session=ChatSession.from_row(refreshed or session),
+                user_message=ChatMessage.from_row(failure.user_message),
+                _reply=None,
+                _failure=failure,
+            )
+        return SendMessagePayload(
+            session=ChatSession.from_row(turn.session),
+            user_message=ChatMessage.from_row(turn.user_message),
+            _reply=turn.reply,
+            _failure=None,
+        )

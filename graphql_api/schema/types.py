@@ -1,0 +1,162 @@
+"""The GraphQL types of the registry: sessions, messages and their Relay connections."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from ..core import messages, sessions
+from ..core.models import Channel as ChannelValue
+from ..core.models import MessageRow, Role, SessionRow
+from .context import Context
+from .cursors import message_cursor, page_size, read_message_cursor
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum
+class Channel(Enum):
+    WEB = "web"
+    TELEGRAM = "telegram"
+    SCHEDULED = "scheduled"
+
+    def to_core(self) -> ChannelValue:
+        return ChannelValue(self.value)
+
+
+@strawberry.enum
+class MessageRole(Enum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+@strawberry.type
+class ChatMessage(relay.Node):
+    id: relay.NodeID[str]
+    role: MessageRole
+    content: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: MessageRow) -> ChatMessage:
+        return cls(
+            id=str(row.id),
+            role=MessageRole(Role(row.role).value),
+            content=row.content,
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[ChatMessage | None]:
+        viewer = info.context.require_viewer()
+        found: list[ChatMessage | None] = []
+        for node_id in node_ids:
+            row = None
+            if node_id.isdigit() and len(node_id) <= 18:
+                row = await messages.get_message(info.context.pool, viewer.user_id, int(node_id))
+            found.append(cls.from_row(row) if row else None)
+        return found
+
+
+@strawberry.type
+class ChatMessageConnection(relay.Connection[ChatMessage]):
+    """A page of a session's history, oldest to newest; `hasPreviousPage` while older ones exist."""
+
+    @classmethod
+    def from_page(cls, rows: list[MessageRow], *, limit: int, before: int | None) -> Any:
+        has_older = len(rows) > limit
+        rows = rows[-limit:] if has_older else rows
+        edges = [
+            relay.Edge(cursor=message_cursor(r.id), node=ChatMessage.from_row(r)) for r in rows
+        ]
+        return cls(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_previous_page=has_older,
+                has_next_page=before is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+async def load_message_page(
+    info: Info, session_id: str, last: int | None, before: str | None
+) -> ChatMessageConnection:
+    limit = page_size(last, "last")
+    before_id = read_message_cursor(before) if before is not None else None
+    rows = await info.context.loaders.message_pages.load((session_id, before_id, limit + 1))
+    return ChatMessageConnection.from_page(rows, limit=limit, before=before_id)
+
+
+@strawberry.type
+class ChatSession(relay.Node):
+    id: relay.NodeID[str]
+    session_id: str
+    channel: Channel
+    agent_name: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime = strawberry.field(description="Last activity.")
+    last_error: str | None = strawberry.field(
+        description="Why the last turn failed, if it did; cleared by the next successful turn."
+    )
+    last_error_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: SessionRow) -> ChatSession:
+        return cls(
+            id=str(row.id),
+            session_id=row.session_id,
+            channel=Channel(row.channel.value),
+            agent_name=row.agent_name,
+            is_active=row.is_active,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            last_error=row.last_error,
+            last_error_at=row.last_error_at,
+        )
+
+    @strawberry.field(description="The newest message, or null for an empty session.")
+    async def last_message(self, info: Info) -> ChatMessage | None:
+        rows = await info.context.loaders.message_pages.load((self.session_id, None, 1))
+        return ChatMessage.from_row(rows[-1]) if rows else None
+
+    @strawberry.field(description="The `last` messages older than `before`, oldest to newest.")
+    async def messages(
+        self, info: Info, last: int | None = None, before: str | None = None
+    ) -> ChatMessageConnection:
+        return await load_message_page(info, self.session_id, last, before)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[ChatSession | None]:
+        viewer = info.context.require_viewer()
+        ids = [_uuid_or_none(node_id) for node_id in node_ids]
+        rows = await sessions.get_sessions_by_ids(
+            info.context.pool, viewer.user_id, [i for i in ids if i is not None]
+        )
+        return [cls.from_row(rows[i]) if i in rows else None for i in ids]
+
+
+@strawberry.type
+class ChatSessionConnection(relay.Connection[ChatSession]):
+    """The viewer's sessions, newest activity first."""
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
