@@ -114,15 +114,18 @@ def redis_url() -> Iterator[str]:
 class StatementLog:
     """Every SQL statement the app's pool runs, for tests that count queries."""
 
-    statements: list[str] = field(default_factory=list)
+    statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
 
     def __call__(self, record: Any) -> None:
-        self.statements.append(record.query)
+        if record.query.startswith("SELECT pg_advisory_unlock_all()"):
+            return  # asyncpg's own reset when a connection goes back to the pool
+        self.statements.append((record.query, tuple(record.args or ())))
 
     @contextlib.contextmanager
-    def counting(self) -> Iterator[list[str]]:
+    def counting(self) -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
+        """Collects the (sql, args) of the statements run inside the block."""
         start = len(self.statements)
-        seen: list[str] = []
+        seen: list[tuple[str, tuple[Any, ...]]] = []
         yield seen
         seen.extend(self.statements[start:])
 

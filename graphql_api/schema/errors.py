@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from graphql.error import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.relay.types import GlobalIDValueError
 
 from ..core.errors import DomainError
@@ -48,3 +49,22 @@ class ErrorCodes(MaskErrors):
             original_error=None,
             extensions=extensions,
         )
+
+
+class ReportingParserCache(ParserCache):
+    """ParserCache that lets a syntax error reach the error codes.
+
+    Strawberry's ParserCache raises a syntax error from inside the parsing hook, which skips
+    every extension's post-processing (the error would leave without a code). On failure this
+    leaves the document unset, so Strawberry parses again and reports the error normally.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLError:
+            context.graphql_document = None
+        yield

@@ -33,7 +33,9 @@ async def _own_session(info: Info, session_id: str) -> SessionRow:
 
 @strawberry.type
 class SessionQuery:
-    node: relay.Node | None = relay.node()
+    @strawberry.field(description="Any of the viewer's objects by its global id; null if none.")
+    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+        return await id.resolve_node(info, required=False)
 
     @strawberry.field(description="The viewer's sessions, newest activity first.")
     async def sessions(

@@ -1,0 +1,135 @@
+"""sendMessage: a conversation turn from the web, and what happens when the agent fails."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import asyncpg
+import pytest
+
+from graphql_api.app import Resources, create_app
+from graphql_api.core.agent import OpenAICompatibleAgent
+from graphql_api.core.embedded import free_port
+from graphql_api.core.models import Channel
+from graphql_api.core.settings import Settings
+from tests.conftest import GraphQLClient, Person, make_person, running_server
+from tests.graphql_api.seed import make_session
+
+SEND = """
+mutation($input: SendMessageInput!) {
+  sendMessage(input: $input) {
+    session { sessionId channel lastError updatedAt }
+    userMessage { id role content }
+    reply { id role content }
+  }
+}
+"""
+
+
+async def _history(pool: asyncpg.Pool, session_id: str) -> list[tuple[str, str]]:
+    rows = await pool.fetch(
+        "SELECT message FROM chat_message_history WHERE session_id = $1 ORDER BY id", session_id
+    )
+    return [(r["message"]["type"], r["message"]["data"]["content"]) for r in rows]
+
+
+async def test_without_a_session_id_a_new_web_session_starts(
+    graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    data = (await graphql.ok(SEND, {"input": {"content": "hello"}}, token=person.token))[
+        "sendMessage"
+    ]
+    assert data["session"]["channel"] == "WEB"
+    assert data["userMessage"]["role"] == "USER"
+    assert data["reply"]["role"] == "ASSISTANT"
+    assert "hello" in data["reply"]["content"]
+    session_id = data["session"]["sessionId"]
+    assert await _history(pool, session_id) == [
+        ("human", "hello"),
+        ("ai", data["reply"]["content"]),
+    ]
+
+    again = await graphql.ok(
+        SEND, {"input": {"sessionId": session_id, "content": "more"}}, token=person.token
+    )
+    assert again["sendMessage"]["session"]["updatedAt"] > data["session"]["updatedAt"]
+    assert "message 2 in this session" in again["sendMessage"]["reply"]["content"]
+    assert len(await _history(pool, session_id)) == 4
+
+
+async def test_a_retried_client_message_is_stored_once(
+    graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    session = await make_session(pool, person.user_id)
+    variables = {
+        "input": {"sessionId": session.session_id, "content": "once", "clientMessageId": "c-1"}
+    }
+    first = await graphql.ok(SEND, variables, token=person.token)
+    second = await graphql.ok(SEND, variables, token=person.token)
+    assert first == second
+    assert len(await _history(pool, session.session_id)) == 2
+
+
+async def test_telegram_and_scheduled_sessions_are_read_only_from_the_web(
+    graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    for channel in (Channel.TELEGRAM, Channel.SCHEDULED):
+        session = await make_session(pool, person.user_id, channel=channel)
+        result = await graphql(
+            SEND, {"input": {"sessionId": session.session_id, "content": "hi"}}, token=person.token
+        )
+        assert result.codes == ["FORBIDDEN"]
+        assert await _history(pool, session.session_id) == []
+
+
+async def test_sending_into_someone_elses_session_looks_like_a_missing_one(
+    graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    theirs = await make_session(pool, make_person().user_id)
+    result = await graphql(
+        SEND, {"input": {"sessionId": theirs.session_id, "content": "hi"}}, token=person.token
+    )
+    assert result.codes == ["NOT_FOUND"]
+    assert await _history(pool, theirs.session_id) == []
+
+
+async def test_content_is_validated(graphql: GraphQLClient, person: Person) -> None:
+    for content in ("", "   \n ", "x" * 16_001):
+        result = await graphql(SEND, {"input": {"content": content}}, token=person.token)
+        assert result.codes == ["BAD_USER_INPUT"]
+        assert result.errors[0]["extensions"]["field"] == "content"
+
+
+@pytest.fixture
+async def failing_agent_url(settings: Settings, resources: Resources) -> AsyncIterator[str]:
+    """The app with a real OpenAI-compatible agent pointed at a port where nothing listens."""
+    agent = OpenAICompatibleAgent(
+        base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key=None, timeout=5
+    )
+    broken = replace(resources, agent=agent)
+    async with running_server(create_app(settings, broken)) as url:
+        yield url
+    await agent.aclose()
+
+
+async def test_when_the_agent_fails_nothing_is_lost(
+    failing_agent_url: str, graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    broken = GraphQLClient(failing_agent_url)
+    result = await broken(SEND, {"input": {"content": "are you there?"}}, token=person.token)
+
+    assert result.codes == ["AGENT_FAILED"]
+    assert result.errors[0]["path"] == ["sendMessage", "reply"]
+    payload = result.data["sendMessage"]
+    assert payload["reply"] is None
+    assert payload["userMessage"]["content"] == "are you there?"
+    assert "could not be reached" in payload["session"]["lastError"]
+    session_id = payload["session"]["sessionId"]
+    assert await _history(pool, session_id) == [("human", "are you there?")]
+
+    # The next successful turn (healthy agent) clears the recorded failure.
+    recovered = await graphql.ok(
+        SEND, {"input": {"sessionId": session_id, "content": "again"}}, token=person.token
+    )
+    assert recovered["sendMessage"]["session"]["lastError"] is None

@@ -1,0 +1,128 @@
+"""The console command, run as a newcomer would: a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from graphql_api.core.embedded import free_port
+from graphql_api.core.migrate import discover
+from tests.conftest import DatabaseFactory
+
+COMMAND = str(Path(sys.executable).parent / "unified-sessions")
+SECRET = "cli-test-secret-0123456789abcdef"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "TELEGRAM_BOT_TOKEN"}
+    }
+    env.update(extra)
+    return env
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], env=_env(**env), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_token_verifies_with_the_secret_and_carries_supabase_claims() -> None:
+    user = uuid.uuid4()
+    result = _run("token", "--user", str(user), "--service", "--ttl", "120", JWT_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="authenticated")
+    assert claims["sub"] == str(user)
+    assert claims["role"] == "service_role"
+    assert claims["aud"] == "authenticated"
+    assert 110 <= claims["exp"] - time.time() <= 121
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, SECRET + "x", algorithms=["HS256"], audience="authenticated")
+
+    user_token = _run("token", "--user", str(user), JWT_SECRET=SECRET).stdout.strip()
+    assert (
+        jwt.decode(user_token, SECRET, algorithms=["HS256"], audience="authenticated")["role"]
+        == "authenticated"
+    )
+
+
+def test_token_refuses_bad_input_clearly() -> None:
+    assert _run("token", "--user", "not-a-uuid", JWT_SECRET=SECRET).returncode == 2
+    no_secret = _run("token", "--user", str(uuid.uuid4()), DATA_DIR="/nonexistent-data-dir")
+    assert no_secret.returncode == 2
+    assert "JWT_SECRET" in no_secret.stderr
+    assert SECRET not in no_secret.stderr + no_secret.stdout
+
+
+async def test_migrate_command_applies_then_reports_nothing_to_do(
+    databases: DatabaseFactory, tmp_path: Path
+) -> None:
+    url = await databases.create()
+    first = _run("migrate", DATABASE_URL=url)
+    assert first.returncode == 0, first.stderr
+    assert f"applied {len(discover())} migration(s)" in first.stdout
+    second = _run("migrate", DATABASE_URL=url)
+    assert second.returncode == 0
+    assert "applied 0 migration(s)" in second.stdout
+
+    edited = tmp_path / "migrations"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "db" / "migrations", edited)
+    last = sorted(edited.glob("*.sql"))[-1]
+    last.write_text(last.read_text() + "\n-- edited\n")
+    refused = _run("migrate", DATABASE_URL=url, MIGRATIONS_DIR=str(edited))
+    assert refused.returncode == 2
+    assert "was edited after it was applied" in refused.stderr
+
+
+def test_dev_starts_on_embedded_servers_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [COMMAND, "dev", "--port", str(port)],
+        env=_env(DATA_DIR=str(data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = _wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
+        assert health == {"status": "ok", "database": "ok", "redis": "ok"}
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "embedded PostgreSQL" in output
+    assert "#token=" in output
+    assert not (data_dir / "postgres" / "postmaster.pid").exists(), output
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def _wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"dev exited early: {process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("dev did not answer /healthz in time")
