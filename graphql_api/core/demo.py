@@ -52,14 +52,16 @@ LONG_SESSION_MESSAGES = 400
 
 
 async def seed_demo(pool: asyncpg.Pool) -> uuid.UUID:
-    """Create the demo sessions unless they exist; return the demo person's id."""
-    for session_id, channel, agent, history in _DEMO_SESSIONS:
-        await _seed_session(pool, session_id, channel, agent, history)
+    """Create the demo sessions unless they exist; return the demo person's id.
+
+    Seeded oldest first, so the list (newest activity first) opens on the welcome session."""
     long_history = [
         (Role.USER if i % 2 == 0 else Role.ASSISTANT, f"Message {i + 1} of {LONG_SESSION_MESSAGES}")
         for i in range(LONG_SESSION_MESSAGES)
     ]
     await _seed_session(pool, LONG_SESSION_ID, Channel.WEB, "assistant", long_history)
+    for session_id, channel, agent, history in reversed(_DEMO_SESSIONS):
+        await _seed_session(pool, session_id, channel, agent, history)
     return DEMO_USER_ID
 
 

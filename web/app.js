@@ -1,0 +1,222 @@
+// Entry point: sign-in, the address bar (?session=...), and wiring the list to the panel.
+
+import {
+  TELEGRAM_LINKED_QUERY,
+  TELEGRAM_LINK_MUTATION,
+  createClient,
+  forgetToken,
+  storeToken,
+  takeToken,
+  tokenProblem,
+} from "./api.js";
+import { Conversation } from "./conversation.js";
+import { longTime, show } from "./dom.js";
+import { SessionList } from "./session-list.js";
+
+const byId = (id) => document.getElementById(id);
+
+function start() {
+  show(byId("boot"), false);
+  const token = takeToken();
+  const problem = tokenProblem(token);
+  if (problem) {
+    showSignIn(problem);
+    return;
+  }
+  const graphql = createClient(token, {
+    onUnauthenticated: (message) => showSignIn({ kind: "refused", message }),
+  });
+  show(byId("app"), true);
+  show(byId("topbar-actions"), true);
+
+  const list = new SessionList(
+    graphql,
+    {
+      scroller: byId("session-scroll"),
+      list: byId("session-list"),
+      status: byId("session-list-status"),
+      sentinel: byId("session-sentinel"),
+    },
+    (sessionId) => navigate(sessionId),
+  );
+  const conversation = new Conversation(
+    graphql,
+    {
+      title: byId("conversation-title"),
+      badge: byId("conversation-badge"),
+      meta: byId("conversation-meta"),
+      scroller: byId("message-scroll"),
+      loadOlder: byId("load-older"),
+      list: byId("message-list"),
+      status: byId("message-status"),
+      emptyNote: byId("empty-note"),
+      notice: byId("notice"),
+      form: byId("composer-form"),
+      composer: byId("composer"),
+      send: byId("send"),
+      readOnlyNote: byId("read-only-note"),
+    },
+    {
+      onSessionChanged: (session) => list.bringToTop(session),
+      onSessionCreated: (sessionId) => {
+        // The new session replaces the "new session" page: a refresh reopens it.
+        history.replaceState(null, "", sessionUrl(sessionId));
+        list.setActive(sessionId);
+      },
+    },
+  );
+
+  /** Show what the address bar names: a session, or a new one. */
+  function route({ view } = {}) {
+    const sessionId = currentSessionId();
+    list.setActive(sessionId);
+    if (sessionId) conversation.open(sessionId);
+    else conversation.startNew();
+    setView(view || (sessionId ? "chat" : "list"));
+  }
+
+  function navigate(sessionId, options) {
+    history.pushState(null, "", sessionUrl(sessionId));
+    route(options);
+  }
+
+  byId("channel-filter").addEventListener("change", (event) => list.setFilter(event.target.value));
+  byId("new-session").addEventListener("click", () => navigate(null, { view: "chat" }));
+  byId("back").addEventListener("click", () => setView("list"));
+  window.addEventListener("popstate", () => route());
+  wireTelegramLink(graphql);
+
+  list.reload();
+  route();
+}
+
+function currentSessionId() {
+  return new URLSearchParams(window.location.search).get("session");
+}
+
+function sessionUrl(sessionId) {
+  return window.location.pathname + (sessionId ? "?session=" + encodeURIComponent(sessionId) : "");
+}
+
+/** At phone width only one pane shows: the list or the conversation. */
+function setView(view) {
+  document.body.dataset.view = view;
+}
+
+// --- sign-in -----------------------------------------------------------------------------------
+
+function signInReason(problem) {
+  switch (problem.kind) {
+    case "missing":
+      return "You are not signed in.";
+    case "expired":
+      return `Your sign-in token expired (${longTime(problem.at.toISOString())}). Get a new one.`;
+    case "invalid":
+      return "The saved sign-in token is not a valid token. Get a new one.";
+    default:
+      return `The server did not accept your token (${problem.message}). Get a new one.`;
+  }
+}
+
+function showSignIn(problem) {
+  if (problem.kind !== "missing") forgetToken();
+  show(byId("boot"), false);
+  show(byId("app"), false);
+  show(byId("topbar-actions"), false);
+  show(byId("link-panel"), false);
+  byId("sign-in-reason").textContent = signInReason(problem);
+  byId("sign-in-example").textContent =
+    `${window.location.origin}${window.location.pathname}#token=<token>`;
+  show(byId("sign-in"), true);
+}
+
+function wireSignIn() {
+  byId("sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = byId("sign-in-token").value.trim();
+    if (!token) return;
+    storeToken(token);
+    window.location.reload();
+  });
+  byId("sign-out").addEventListener("click", () => {
+    forgetToken();
+    window.location.assign(window.location.pathname);
+  });
+}
+
+// --- Telegram linking --------------------------------------------------------------------------
+
+function wireTelegramLink(graphql) {
+  const panel = byId("link-panel");
+  const status = byId("link-status");
+  byId("link-close").addEventListener("click", () => show(panel, false));
+  panel.addEventListener("click", (event) => {
+    if (event.target === panel) show(panel, false); // a click beside the card
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") show(panel, false);
+  });
+  byId("telegram-link").addEventListener("click", async () => {
+    show(panel, true);
+    show(byId("link-result"), false);
+    status.classList.remove("error");
+    status.textContent = "Getting a link code…";
+    show(status, true);
+    showLinkedAccount(graphql);
+    try {
+      const { createTelegramLinkCode: link } = await graphql(TELEGRAM_LINK_MUTATION);
+      showLinkCode(link);
+      show(status, false);
+    } catch (error) {
+      status.classList.add("error");
+      status.textContent = `Could not get a link code: ${error.message}`;
+    }
+  });
+}
+
+/** Which Telegram account is linked now, if any (a new code would replace it). */
+async function showLinkedAccount(graphql) {
+  const linked = byId("link-linked");
+  show(linked, false);
+  let account;
+  try {
+    account = (await graphql(TELEGRAM_LINKED_QUERY)).telegramLink;
+  } catch {
+    return; // the code is what matters here; its own errors are shown
+  }
+  if (!account) return;
+  const name = account.telegramUsername
+    ? `@${account.telegramUsername}`
+    : `Telegram user ${account.telegramUserId}`;
+  linked.textContent = `Linked to ${name} since ${longTime(account.linkedAt)}. A new code links another account instead.`;
+  show(linked, true);
+}
+
+function showLinkCode(link) {
+  byId("link-code").textContent = link.code;
+  const anchor = byId("link-deep-link");
+  const safe = safeLink(link.deepLink);
+  show(byId("link-deep-link-row"), Boolean(safe));
+  if (safe) {
+    anchor.href = safe;
+    anchor.textContent = safe;
+  }
+  byId("link-expires").textContent = link.expiresAt
+    ? `The code works once, until ${longTime(link.expiresAt)}.`
+    : "";
+  show(byId("link-result"), true);
+}
+
+/** Only http(s) and tg: links become clickable. */
+function safeLink(url) {
+  if (!url) return null;
+  try {
+    const parsed = new URL(url);
+    return ["https:", "http:", "tg:"].includes(parsed.protocol) ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+wireSignIn();
+start();

@@ -1,0 +1,179 @@
+// The session list: newest activity first, filtered by channel, more pages as it scrolls.
+
+import { SESSIONS_QUERY } from "./api.js";
+import { CHANNEL_LABELS, channelBadge, channelOf, el, roleOf, timeElement } from "./dom.js";
+
+const PAGE_SIZE = 20;
+const PREVIEW_LENGTH = 140;
+
+export class SessionList {
+  /**
+   * @param graphql   the API client
+   * @param elements  { scroller, list, status, sentinel }: the scrolling box, the <ul>, the
+   *                  status line under it, and the element whose visibility loads the next page
+   * @param onOpen    called with a sessionId when the person picks a session
+   */
+  constructor(graphql, elements, onOpen) {
+    this.graphql = graphql;
+    this.els = elements;
+    this.onOpen = onOpen;
+    this.filter = "all";
+    this.activeId = null;
+    this.items = new Map(); // sessionId -> <li>
+    this.generation = 0; // bumped on every reset: answers for an older list are dropped
+    this.cursor = null;
+    this.hasMore = true;
+    this.loading = false;
+    this.error = null;
+    this.observer = new IntersectionObserver(
+      (entries) => {
+        if (entries.some((entry) => entry.isIntersecting)) this.loadMore();
+      },
+      { root: elements.scroller, rootMargin: "200px" },
+    );
+    this.observer.observe(elements.sentinel);
+  }
+
+  setFilter(filter) {
+    this.filter = filter;
+    this.reload();
+  }
+
+  /** Start again from the newest session. */
+  reload() {
+    this.generation += 1;
+    this.items.clear();
+    this.els.list.replaceChildren();
+    this.els.scroller.scrollTop = 0;
+    this.cursor = null;
+    this.hasMore = true;
+    this.loading = false;
+    this.error = null;
+    this.loadMore();
+  }
+
+  async loadMore() {
+    if (this.loading || !this.hasMore) return;
+    const generation = this.generation;
+    this.loading = true;
+    this.error = null;
+    this.renderStatus();
+    try {
+      const data = await this.graphql(SESSIONS_QUERY, {
+        channel: this.filter === "all" ? null : this.filter.toUpperCase(),
+        first: PAGE_SIZE,
+        after: this.cursor,
+      });
+      if (generation !== this.generation) return;
+      for (const { node } of data.sessions.edges) this.add(node);
+      this.cursor = data.sessions.pageInfo.endCursor;
+      this.hasMore = data.sessions.pageInfo.hasNextPage;
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.error = error;
+    }
+    this.loading = false;
+    this.renderStatus();
+    if (!this.error) this.recheckSentinel();
+  }
+
+  /** The observer only reports changes: if the sentinel is still in view, ask again. */
+  recheckSentinel() {
+    this.observer.unobserve(this.els.sentinel);
+    if (this.hasMore) this.observer.observe(this.els.sentinel);
+  }
+
+  /** Append a session from a page (skipped if it is already listed). */
+  add(session) {
+    if (this.items.has(session.sessionId)) return;
+    const item = this.renderItem(session);
+    this.items.set(session.sessionId, item);
+    this.els.list.append(item);
+  }
+
+  /** A session just changed (a message was sent): show it first, if the filter lets it in. */
+  bringToTop(session) {
+    const channel = channelOf(session);
+    if (this.filter !== "all" && this.filter !== channel) return;
+    this.items.get(session.sessionId)?.remove();
+    const item = this.renderItem(session);
+    this.items.set(session.sessionId, item);
+    this.els.list.prepend(item);
+    this.renderStatus();
+  }
+
+  setActive(sessionId) {
+    this.activeId = sessionId;
+    for (const [id, item] of this.items) {
+      const link = item.querySelector("a");
+      if (id === sessionId) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  renderItem(session) {
+    const channel = channelOf(session);
+    const link = el(
+      "a",
+      {
+        class: "session-link",
+        href: "?session=" + encodeURIComponent(session.sessionId),
+        title: session.sessionId,
+        "aria-current": session.sessionId === this.activeId ? "true" : null,
+      },
+      el(
+        "span",
+        { class: "session-top" },
+        channelBadge(channel),
+        el("span", { class: "session-agent" }, session.agentName),
+        channel === "scheduled" && session.isActive ? el("span", { class: "pill" }, "running") : null,
+        timeElement(session.updatedAt, "session-time"),
+      ),
+      el("span", { class: "session-preview" }, previewOf(session)),
+    );
+    link.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
+        return; // let the browser open it in a new tab
+      }
+      event.preventDefault();
+      this.onOpen(session.sessionId);
+    });
+    return el(
+      "li",
+      {
+        class: "session-item",
+        "data-testid": "session-item",
+        "data-session-id": session.sessionId,
+        "data-channel": channel,
+      },
+      link,
+    );
+  }
+
+  renderStatus() {
+    const status = this.els.status;
+    status.replaceChildren();
+    status.classList.toggle("error", Boolean(this.error));
+    if (this.loading) {
+      status.append(el("span", { class: "spinner", "aria-hidden": "true" }), "Loading sessions…");
+    } else if (this.error) {
+      const retry = el("button", { type: "button", class: "link-button" }, "Try again");
+      retry.addEventListener("click", () => this.loadMore());
+      status.append(`Could not load sessions: ${this.error.message} `, retry);
+    } else if (this.items.size === 0) {
+      status.append(
+        this.filter === "all"
+          ? "No sessions yet. Start one with “New session”."
+          : `No ${CHANNEL_LABELS[this.filter]} sessions.`,
+      );
+    }
+  }
+}
+
+function previewOf(session) {
+  const message = session.lastMessage;
+  if (!message) return "No messages yet";
+  const text = message.content.replace(/\s+/g, " ").trim();
+  const short = text.length > PREVIEW_LENGTH ? text.slice(0, PREVIEW_LENGTH) + "…" : text;
+  return (roleOf(message) === "user" ? "You: " : "") + short;
+}
