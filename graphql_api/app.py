@@ -19,15 +19,17 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 
+from bots.webhook import telegram_lifespan, telegram_routes
+
 from .core.agent import Agent, build_agent
 from .core.db import create_pool
-from .core.settings import PROJECT_ROOT, Settings
+from .core.settings import Settings, shipped_path
 from .schema import build_schema
 from .schema.context import Context, Loaders, authenticate
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = PROJECT_ROOT / "web"
+WEB_DIR = shipped_path("web")
 
 
 @dataclass
@@ -117,12 +119,14 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Starle
                 open_resources(settings)
             )
             app.state.resources = state["resources"]
+            await stack.enter_async_context(telegram_lifespan(settings, state["resources"]))
             yield
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", GraphQLApp(current, dev_tools=settings.graphql_dev_tools)),
     ]
+    routes.extend(telegram_routes(settings, current))  # POST /telegram/webhook when enabled
     if Path(WEB_DIR).is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
     return Starlette(routes=routes, lifespan=lifespan)

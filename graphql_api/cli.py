@@ -30,8 +30,11 @@ def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from bots.webhook import webhook_secret
+
     settings.require_database_url()
     settings.require_jwt_secret()
+    webhook_secret(settings)  # a misconfigured webhook is one clear line, not a traceback
     uvicorn.run(
         "graphql_api.main:app_from_env",
         factory=True,

@@ -1,0 +1,101 @@
+"""A linked person's messages: each one is a turn in the chat's current session; /new."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from graphql_api.core import conversation, sessions, telegram_links
+from graphql_api.core.agent import Agent
+from graphql_api.core.errors import AgentFailed
+from graphql_api.core.models import Channel
+from graphql_api.core.settings import Settings
+from graphql_api.core.tokens import SERVICE_ROLE, Viewer
+
+from . import texts
+from .delivery import send_text, typing
+
+
+def idempotency_key(message: Message) -> str:
+    """Stable across Telegram's redeliveries of the same message."""
+    return f"tg:{message.chat.id}:{message.message_id}"
+
+
+async def _link_of(message: Message, pool: asyncpg.Pool) -> telegram_links.TelegramLink | None:
+    sender = message.from_user
+    assert sender is not None
+    link = await telegram_links.find_link(pool, sender.id)
+    if link is None:
+        # The spec's existing behaviour: an unlinked sender is told how to link, nothing is stored.
+        await message.answer(texts.HOW_TO_LINK)
+    return link
+
+
+async def new_session(message: Message, pool: asyncpg.Pool) -> None:
+    link = await _link_of(message, pool)
+    if link is None:
+        return
+    await telegram_links.start_new_session(
+        pool,
+        telegram_chat_id=message.chat.id,
+        telegram_user_id=link.telegram_user_id,
+        user_id=link.user_id,
+        message_id=message.message_id,
+    )
+    await message.answer(texts.NEW_SESSION)
+
+
+async def chat(
+    message: Message, bot: Bot, pool: asyncpg.Pool, agent: Agent, settings: Settings
+) -> None:
+    link = await _link_of(message, pool)
+    if link is None:
+        return
+    session_id = await telegram_links.current_session_id(
+        pool,
+        telegram_chat_id=message.chat.id,
+        telegram_user_id=link.telegram_user_id,
+        user_id=link.user_id,
+        message_id=message.message_id,
+    )
+    session = await sessions.upsert_session(
+        pool,
+        Viewer(user_id=link.user_id, role=SERVICE_ROLE),
+        sessions.SessionUpsert(
+            session_id=session_id,
+            channel=Channel.TELEGRAM,
+            is_active=True,
+            user_id=link.user_id,
+        ),
+        default_agent_name=settings.default_agent_name,
+    )
+    async with typing(bot, message.chat.id):
+        try:
+            turn = await conversation.run_turn(
+                pool,
+                agent,
+                session,
+                message.text or "",
+                idempotency_key=idempotency_key(message),
+                agent_timeout=settings.agent_timeout,
+            )
+        except AgentFailed:
+            # The message is stored and the failure recorded on the session by run_turn.
+            await message.answer(texts.AGENT_FAILED)
+            return
+    await send_text(bot, message.chat.id, turn.reply.content)
+
+
+async def not_text(message: Message, pool: asyncpg.Pool) -> None:
+    if await _link_of(message, pool) is not None:
+        await message.answer(texts.TEXT_ONLY)
+
+
+def build_router() -> Router:
+    router = Router(name="telegram-chat")
+    router.message.register(new_session, Command("new"))
+    router.message.register(chat, F.text)
+    router.message.register(not_text)
+    return router

@@ -1,0 +1,54 @@
+"""/start CODE links this Telegram account to a person; /unlink removes the link; /help."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiogram import Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import Message
+
+from graphql_api.core import telegram_links
+from graphql_api.core.telegram_links import RedeemOutcome
+
+from . import texts
+
+
+async def start(message: Message, command: CommandObject, pool: asyncpg.Pool) -> None:
+    sender = message.from_user
+    assert sender is not None
+    if not command.args:
+        link = await telegram_links.find_link(pool, sender.id)
+        await message.answer(texts.WELCOME_LINKED if link else texts.HOW_TO_LINK)
+        return
+    result = await telegram_links.redeem_link_code(
+        pool,
+        command.args.strip(),
+        telegram_user_id=sender.id,
+        telegram_username=sender.username,
+    )
+    reply = texts.REDEEMED[result.outcome]
+    if result.outcome is RedeemOutcome.LINKED and result.previous_user_id is not None:
+        reply += texts.RELINKED_NOTE
+    await message.answer(reply)
+
+
+async def unlink(message: Message, pool: asyncpg.Pool) -> None:
+    sender = message.from_user
+    assert sender is not None
+    removed = await telegram_links.unlink(pool, telegram_user_id=sender.id)
+    await message.answer(texts.UNLINKED if removed else texts.NOT_LINKED)
+
+
+async def help_(message: Message, pool: asyncpg.Pool) -> None:
+    sender = message.from_user
+    assert sender is not None
+    link = await telegram_links.find_link(pool, sender.id)
+    await message.answer(texts.HELP if link else texts.HOW_TO_LINK)
+
+
+def build_router() -> Router:
+    router = Router(name="telegram-linking")
+    router.message.register(start, CommandStart())
+    router.message.register(unlink, Command("unlink"))
+    router.message.register(help_, Command("help"))
+    return router

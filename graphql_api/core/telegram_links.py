@@ -1,0 +1,286 @@
+"""Telegram accounts linked to people by one-time codes, and each chat's current session."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import asyncpg
+
+from . import sessions
+from .settings import SettingsError
+
+Executor = asyncpg.Pool | asyncpg.Connection
+
+# Telegram's deep-link `start` parameter allows 1-64 of these characters.
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CODE_BYTES = 16  # 128 bits: 22 characters of URL-safe base64
+MAX_OPEN_CODES = 5  # a person's unused, unexpired codes; asking for more retires the oldest
+MAX_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCode:
+    code: str  # shown once to the person; only its hash is stored
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramLink:
+    telegram_user_id: int
+    user_id: uuid.UUID
+    telegram_username: str | None
+    linked_at: datetime
+
+
+class RedeemOutcome(StrEnum):
+    LINKED = "linked"
+    ALREADY_LINKED = "already_linked"  # the same Telegram user sent the same code again
+    USED = "used"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    outcome: RedeemOutcome
+    link: TelegramLink | None = None
+    previous_user_id: uuid.UUID | None = None  # the person this Telegram user was linked to before
+
+
+def hash_code(code: str) -> bytes:
+    return hashlib.sha256(code.encode()).digest()
+
+
+def _link(record: asyncpg.Record) -> TelegramLink:
+    return TelegramLink(
+        telegram_user_id=record["telegram_user_id"],
+        user_id=record["user_id"],
+        telegram_username=record["telegram_username"],
+        linked_at=record["linked_at"],
+    )
+
+
+_LINK_COLUMNS = "telegram_user_id, user_id, telegram_username, linked_at"
+
+
+async def create_link_code(pool: asyncpg.Pool, user_id: uuid.UUID, *, ttl_seconds: int) -> LinkCode:
+    """A new one-time code for the person, valid for ttl_seconds."""
+    if not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise SettingsError(f"LINK_CODE_TTL_SECONDS must be 1-{MAX_TTL_SECONDS}, not {ttl_seconds}")
+    code = secrets.token_urlsafe(CODE_BYTES)
+    async with pool.acquire() as conn, conn.transaction():
+        # Forget codes that expired or were used more than a day ago, and keep at most
+        # MAX_OPEN_CODES open ones (the newest), so asking repeatedly never grows the table.
+        await conn.execute(
+            """
+            DELETE FROM telegram_link_codes
+             WHERE user_id = $1
+               AND (coalesce(used_at, expires_at) < now() - interval '1 day'
+                    OR code_hash IN (SELECT code_hash FROM telegram_link_codes
+                                      WHERE user_id = $1 AND used_at IS NULL AND expires_at > now()
+                                      ORDER BY created_at DESC OFFSET $2))
+            """,
+            user_id,
+            MAX_OPEN_CODES - 1,
+        )
+        expires_at = await conn.fetchval(
+            "INSERT INTO telegram_link_codes (code_hash, user_id, expires_at) "
+            "VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING expires_at",
+            hash_code(code),
+            user_id,
+            float(ttl_seconds),
+        )
+    return LinkCode(code=code, expires_at=expires_at)
+
+
+_CLAIM = """
+UPDATE telegram_link_codes SET used_at = now(), used_by = $2
+ WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
+RETURNING user_id
+"""
+
+
+async def redeem_link_code(
+    pool: asyncpg.Pool, code: str, *, telegram_user_id: int, telegram_username: str | None
+) -> Redeemed:
+    """Link the Telegram user to the code's person. One statement decides who gets a code."""
+    if not CODE_PATTERN.match(code):
+        return Redeemed(RedeemOutcome.UNKNOWN)
+    code_hash = hash_code(code)
+    async with pool.acquire() as conn, conn.transaction():
+        user_id = await conn.fetchval(_CLAIM, code_hash, telegram_user_id)
+        if user_id is None:
+            return await _explain(conn, code_hash, telegram_user_id)
+        # Serialise link changes for this Telegram user and this person (always in this order).
+        await _lock(conn, f"tg:{telegram_user_id}")
+        await _lock(conn, f"user:{user_id}")
+        replaced = await conn.fetch(
+            f"DELETE FROM telegram_links WHERE telegram_user_id = $1 OR user_id = $2 "
+            f"RETURNING {_LINK_COLUMNS}",
+            telegram_user_id,
+            user_id,
+        )
+        previous = next(
+            (r["user_id"] for r in replaced if r["telegram_user_id"] == telegram_user_id), None
+        )
+        for old in replaced:
+            if (old["telegram_user_id"], old["user_id"]) != (telegram_user_id, user_id):
+                await _forget_chats(conn, old["telegram_user_id"], old["user_id"])
+        record = await conn.fetchrow(
+            f"INSERT INTO telegram_links (telegram_user_id, user_id, telegram_username) "
+            f"VALUES ($1, $2, $3) RETURNING {_LINK_COLUMNS}",
+            telegram_user_id,
+            user_id,
+            telegram_username,
+        )
+    return Redeemed(
+        RedeemOutcome.LINKED,
+        link=_link(record),
+        previous_user_id=previous if previous != user_id else None,
+    )
+
+
+async def _explain(conn: asyncpg.Connection, code_hash: bytes, telegram_user_id: int) -> Redeemed:
+    row = await conn.fetchrow(
+        "SELECT user_id, used_at, used_by, expires_at <= now() AS expired "
+        "FROM telegram_link_codes WHERE code_hash = $1",
+        code_hash,
+    )
+    if row is None:
+        return Redeemed(RedeemOutcome.UNKNOWN)
+    if row["used_at"] is not None:
+        if row["used_by"] == telegram_user_id:
+            link = await find_link(conn, telegram_user_id)
+            if link is not None and link.user_id == row["user_id"]:
+                return Redeemed(RedeemOutcome.ALREADY_LINKED, link=link)
+        return Redeemed(RedeemOutcome.USED)
+    return Redeemed(RedeemOutcome.EXPIRED)
+
+
+async def _lock(conn: asyncpg.Connection, key: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "tg-link:" + key)
+
+
+async def find_link(db: Executor, telegram_user_id: int) -> TelegramLink | None:
+    record = await db.fetchrow(
+        f"SELECT {_LINK_COLUMNS} FROM telegram_links WHERE telegram_user_id = $1",
+        telegram_user_id,
+    )
+    return _link(record) if record else None
+
+
+async def find_link_for_user(db: Executor, user_id: uuid.UUID) -> TelegramLink | None:
+    record = await db.fetchrow(
+        f"SELECT {_LINK_COLUMNS} FROM telegram_links WHERE user_id = $1", user_id
+    )
+    return _link(record) if record else None
+
+
+async def unlink(
+    pool: asyncpg.Pool, *, telegram_user_id: int | None = None, user_id: uuid.UUID | None = None
+) -> TelegramLink | None:
+    """Remove the link of that Telegram user or that person; return it (None: there was none).
+
+    The chats' current sessions stay in the registry, marked inactive.
+    """
+    if (telegram_user_id is None) == (user_id is None):
+        raise ValueError("give exactly one of telegram_user_id and user_id")
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(
+            f"DELETE FROM telegram_links WHERE telegram_user_id = $1 OR user_id = $2 "
+            f"RETURNING {_LINK_COLUMNS}",
+            telegram_user_id,
+            user_id,
+        )
+        if record is None:
+            return None
+        await _forget_chats(conn, record["telegram_user_id"], record["user_id"])
+    return _link(record)
+
+
+async def _forget_chats(
+    conn: asyncpg.Connection, telegram_user_id: int, user_id: uuid.UUID
+) -> None:
+    ended = await conn.fetch(
+        "DELETE FROM telegram_chats WHERE telegram_user_id = $1 AND user_id = $2 "
+        "RETURNING session_id",
+        telegram_user_id,
+        user_id,
+    )
+    for row in ended:
+        await sessions.set_active(conn, row["session_id"], False)
+
+
+def session_id_for(telegram_chat_id: int, message_id: int) -> str:
+    """Derived from the message that started it, so a redelivered message starts nothing new."""
+    chat = str(telegram_chat_id) if telegram_chat_id >= 0 else f"n{-telegram_chat_id}"
+    return f"tg-{chat}-{message_id}"
+
+
+async def current_session_id(
+    db: Executor,
+    *,
+    telegram_chat_id: int,
+    telegram_user_id: int,
+    user_id: uuid.UUID,
+    message_id: int,
+) -> str:
+    """The session the person is in from this chat; the first message starts one."""
+    select = "SELECT session_id FROM telegram_chats WHERE telegram_chat_id = $1 AND user_id = $2"
+    found = await db.fetchval(select, telegram_chat_id, user_id)
+    if found is not None:
+        return found
+    inserted = await db.fetchval(
+        "INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING session_id",
+        telegram_chat_id,
+        user_id,
+        telegram_user_id,
+        session_id_for(telegram_chat_id, message_id),
+    )
+    # None: a concurrent message started it first (committed, so this new statement sees it).
+    return inserted or await db.fetchval(select, telegram_chat_id, user_id)
+
+
+async def start_new_session(
+    pool: asyncpg.Pool,
+    *,
+    telegram_chat_id: int,
+    telegram_user_id: int,
+    user_id: uuid.UUID,
+    message_id: int,
+) -> tuple[str, str | None]:
+    """Point the chat at a fresh session (named after the /new message); return (new, previous).
+
+    The previous session stays in the registry, marked inactive.
+    """
+    new_id = session_id_for(telegram_chat_id, message_id)
+    async with pool.acquire() as conn, conn.transaction():
+        previous = await conn.fetchval(
+            "SELECT session_id FROM telegram_chats WHERE telegram_chat_id = $1 AND user_id = $2 "
+            "FOR UPDATE",
+            telegram_chat_id,
+            user_id,
+        )
+        await conn.execute(
+            """
+            INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (telegram_chat_id, user_id) DO UPDATE
+               SET session_id = EXCLUDED.session_id, telegram_user_id = EXCLUDED.telegram_user_id,
+                   started_at = now()
+            """,
+            telegram_chat_id,
+            user_id,
+            telegram_user_id,
+            new_id,
+        )
+        if previous is not None and previous != new_id:
+            await sessions.set_active(conn, previous, False)
+    return new_id, (previous if previous != new_id else None)
