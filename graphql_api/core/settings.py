@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,15 @@ from pathlib import Path
 from starlette.datastructures import Secret
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def shipped_path(*parts: str) -> Path:
+    """A folder that ships with the project (web/, db/migrations/): the checkout's own, else
+    the copy a non-editable `pip install .` puts under <prefix>/share/unified-sessions/."""
+    local = PROJECT_ROOT.joinpath(*parts)
+    if local.exists():
+        return local
+    return Path(sys.prefix, "share", "unified-sessions", *parts)
 
 
 class SettingsError(ValueError):
@@ -58,12 +68,21 @@ class Settings:
     agent_timeout: float = 60.0
     telegram_bot_token: Secret | None = field(default=None, repr=False)
     telegram_webhook_secret: Secret | None = field(default=None, repr=False)
+    # Serve POST /telegram/webhook on the API (production) instead of polling; needs the secret.
+    telegram_webhook: bool = False
     telegram_api_base: str | None = None
     telegram_bot_username: str | None = None
     link_code_ttl_seconds: int = 600
-    data_dir: Path = PROJECT_ROOT / ".data"
+    # The checkout's .data/ (git-ignored); for an installed copy, .data/ in the working directory.
+    data_dir: Path = (
+        PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
+    ) / ".data"
     db_pool_min: int = 1
     db_pool_max: int = 10
+    # Scheduled runs (workers/): the arq queue, and how often a failed run is tried in all.
+    worker_queue: str = "arq:queue"
+    schedule_max_attempts: int = 3
+    schedule_retry_delay: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,12 +103,16 @@ class Settings:
             agent_timeout=_float(env, "AGENT_TIMEOUT", cls.agent_timeout),
             telegram_bot_token=_secret(env, "TELEGRAM_BOT_TOKEN"),
             telegram_webhook_secret=_secret(env, "TELEGRAM_WEBHOOK_SECRET"),
+            telegram_webhook=_bool(env, "TELEGRAM_WEBHOOK", False),
             telegram_api_base=(env.get("TELEGRAM_API_BASE") or None),
             telegram_bot_username=(env.get("TELEGRAM_BOT_USERNAME") or None),
             link_code_ttl_seconds=int(_float(env, "LINK_CODE_TTL_SECONDS", 600)),
             data_dir=Path(env.get("DATA_DIR") or cls.data_dir),
             db_pool_min=int(_float(env, "DB_POOL_MIN", 1)),
             db_pool_max=int(_float(env, "DB_POOL_MAX", 10)),
+            worker_queue=env.get("WORKER_QUEUE") or cls.worker_queue,
+            schedule_max_attempts=max(1, int(_float(env, "SCHEDULE_MAX_ATTEMPTS", 3))),
+            schedule_retry_delay=_float(env, "SCHEDULE_RETRY_DELAY", cls.schedule_retry_delay),
         )
 
     def require_database_url(self) -> str:

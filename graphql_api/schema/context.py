@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from strawberry.dataloader import DataLoader
 
-from ..core import messages
+from ..core import messages, schedule_runs
 from ..core.agent import Agent
 from ..core.errors import Unauthenticated
-from ..core.models import MessageRow
+from ..core.models import MessageRow, SessionRow
 from ..core.settings import Settings
 from ..core.tokens import InvalidToken, Viewer, verify_token
 
@@ -38,13 +40,36 @@ def _message_pages_loader(pool: asyncpg.Pool) -> DataLoader[PageKey, list[Messag
     return DataLoader(load_fn=load)
 
 
+RunPageKey = tuple[uuid.UUID, datetime | None, int]  # (schedule id, before slot, rows to fetch)
+RunPage = list[tuple[datetime, SessionRow]]
+
+
+def _schedule_runs_loader(pool: asyncpg.Pool) -> DataLoader[RunPageKey, RunPage]:
+    async def load(keys: Sequence[RunPageKey]) -> list[RunPage]:
+        by_limit: dict[int, list[schedule_runs.RunPageKey]] = defaultdict(list)
+        for schedule_id, before, limit in keys:
+            by_limit[limit].append((schedule_id, before))
+        found: dict[RunPageKey, RunPage] = {}
+        for limit, requests in by_limit.items():
+            pages = await schedule_runs.run_session_pages(pool, requests, limit)
+            for (schedule_id, before), page in pages.items():
+                found[(schedule_id, before, limit)] = page
+        return [found[key] for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
 @dataclass
 class Loaders:
     message_pages: DataLoader[PageKey, list[MessageRow]]
+    schedule_runs: DataLoader[RunPageKey, RunPage]
 
     @classmethod
     def for_request(cls, pool: asyncpg.Pool) -> Loaders:
-        return cls(message_pages=_message_pages_loader(pool))
+        return cls(
+            message_pages=_message_pages_loader(pool),
+            schedule_runs=_schedule_runs_loader(pool),
+        )
 
 
 @dataclass

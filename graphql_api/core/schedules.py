@@ -1,0 +1,426 @@
+"""Schedules: a person's cron prompts, their validation and cron arithmetic, and the claim that
+turns due schedules into queued slots. The runs themselves are in schedule_runs.py."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+import asyncpg
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+from . import messages, sessions
+from .errors import BadInput
+
+Executor = asyncpg.Pool | asyncpg.Connection
+log = logging.getLogger(__name__)
+
+MAX_NAME = 200
+MAX_CRON = 100
+CRON_ALIASES = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+EXECUTE_JOB = "execute_schedule_run"  # the arq function name, shared by the API and the worker
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    prompt: str
+    cron: str
+    timezone: str
+    agent_name: str
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_outcome: Outcome | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, record: Any) -> ScheduleRow:
+        outcome = record["last_outcome"]
+        return cls(
+            **{name: record[name] for name in _FIELDS if name != "last_outcome"},
+            last_outcome=Outcome(outcome) if outcome else None,
+        )
+
+
+_FIELDS = (
+    "id",
+    "user_id",
+    "name",
+    "prompt",
+    "cron",
+    "timezone",
+    "agent_name",
+    "enabled",
+    "next_run_at",
+    "last_run_at",
+    "last_outcome",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
+SCHEDULE_COLUMNS = ", ".join(_FIELDS)
+
+
+# --- validation and cron arithmetic ---------------------------------------------------------
+
+
+def validate_cron(expression: str) -> str:
+    """A standard five-field cron expression (or @daily and friends), never seconds or random."""
+    expression = " ".join(expression.split())
+    fields = expression.split(" ")
+    ok = 0 < len(expression) <= MAX_CRON and (
+        (len(fields) == 1 and expression.lower() in CRON_ALIASES)
+        or (
+            len(fields) == 5
+            and not any(part[:1].upper() in {"R", "H"} for f in fields for part in f.split(","))
+            and croniter.is_valid(expression)
+        )
+    )
+    if not ok:
+        raise BadInput(
+            "cron must be a five-field cron expression such as '0 9 * * MON-FRI'", field="cron"
+        )
+    return expression.lower() if expression.startswith("@") else expression
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def validate_timezone(name: str) -> str:
+    name = name.strip()
+    if name not in _known_timezones():
+        raise BadInput(
+            "timezone must be an IANA time zone such as 'Europe/Berlin'", field="timezone"
+        )
+    return name
+
+
+def next_run_after(cron: str, timezone: str, moment: datetime) -> datetime:
+    """The first slot strictly after `moment`, computed in the schedule's time zone, in UTC."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    try:
+        found = croniter(cron, local).get_next(datetime)
+    except (CroniterBadDateError, CroniterBadCronError):
+        raise BadInput("cron never matches a date", field="cron") from None
+    return found.astimezone(UTC)
+
+
+def latest_slot_before(cron: str, timezone: str, moment: datetime) -> datetime:
+    """The last slot strictly before `moment` (pass the next slot: the latest one that is due)."""
+    found = croniter(cron, moment.astimezone(ZoneInfo(timezone))).get_prev(datetime)
+    return found.astimezone(UTC)
+
+
+def _validate_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_NAME:
+        raise BadInput(f"name must be 1-{MAX_NAME} characters", field="name")
+    return name
+
+
+def _validate_prompt(prompt: str) -> str:
+    try:
+        return messages.validate_content(prompt)
+    except BadInput as exc:
+        raise BadInput(exc.message.replace("content", "prompt"), field="prompt") from None
+
+
+def _validate_agent_name(agent_name: str) -> str:
+    agent_name = agent_name.strip()
+    if not 1 <= len(agent_name) <= sessions.MAX_AGENT_NAME:
+        raise BadInput(
+            f"agentName must be 1-{sessions.MAX_AGENT_NAME} characters", field="agentName"
+        )
+    return agent_name
+
+
+# --- a person's schedules -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A new schedule; or, for an update, the fields to change (None: unchanged)."""
+
+    name: str | None = None
+    prompt: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    agent_name: str | None = None
+    enabled: bool | None = None
+
+
+async def create_schedule(
+    db: Executor,
+    owner: uuid.UUID,
+    spec: ScheduleSpec,
+    *,
+    default_agent_name: str = "assistant",
+    now: datetime | None = None,
+) -> ScheduleRow:
+    if spec.name is None or spec.prompt is None or spec.cron is None:
+        raise BadInput("name, prompt and cron are required")
+    name, prompt = _validate_name(spec.name), _validate_prompt(spec.prompt)
+    cron = validate_cron(spec.cron)
+    timezone = validate_timezone(spec.timezone or "UTC")
+    agent_name = _validate_agent_name(spec.agent_name or default_agent_name)
+    enabled = True if spec.enabled is None else spec.enabled
+    next_run = next_run_after(cron, timezone, now or datetime.now(UTC))  # validates it ever runs
+    record = await db.fetchrow(
+        f"""
+        INSERT INTO schedules (user_id, name, prompt, cron, timezone, agent_name, enabled,
+                               next_run_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING {SCHEDULE_COLUMNS}
+        """,
+        owner,
+        name,
+        prompt,
+        cron,
+        timezone,
+        agent_name,
+        enabled,
+        next_run if enabled else None,
+    )
+    return ScheduleRow.from_record(record)
+
+
+async def get_schedule(
+    db: Executor, owner: uuid.UUID, schedule_id: uuid.UUID
+) -> ScheduleRow | None:
+    """The person's schedule, or None: another person's looks exactly like a missing one."""
+    record = await db.fetchrow(
+        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 AND user_id = $2",
+        schedule_id,
+        owner,
+    )
+    return ScheduleRow.from_record(record) if record else None
+
+
+async def get_schedules_by_ids(
+    db: Executor, owner: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, ScheduleRow]:
+    records = await db.fetch(
+        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ANY($1::uuid[]) AND user_id = $2",
+        list(ids),
+        owner,
+    )
+    return {r["id"]: ScheduleRow.from_record(r) for r in records}
+
+
+@dataclass(frozen=True)
+class ScheduleKey:
+    """Keyset position in the newest-first order."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+async def list_schedules(
+    db: Executor, owner: uuid.UUID, *, limit: int, after: ScheduleKey | None = None
+) -> list[ScheduleRow]:
+    """Up to `limit` of the person's schedules, newest first, strictly after the position."""
+    if after is None:
+        records = await db.fetch(
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE user_id = $1 "
+            "ORDER BY created_at DESC, id DESC LIMIT $2",
+            owner,
+            limit,
+        )
+    else:
+        records = await db.fetch(
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE user_id = $1 "
+            "AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+            owner,
+            after.created_at,
+            after.id,
+            limit,
+        )
+    return [ScheduleRow.from_record(r) for r in records]
+
+
+async def update_schedule(
+    pool: asyncpg.Pool,
+    owner: uuid.UUID,
+    schedule_id: uuid.UUID,
+    changes: ScheduleSpec,
+    *,
+    now: datetime | None = None,
+) -> ScheduleRow | None:
+    """Apply the changes; None if the person has no such schedule.
+
+    A new cron or time zone, or enabling, moves the next run to the first slot after now: slots
+    missed while a schedule was disabled are not caught up. Disabling clears the next run.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 AND user_id = $2 FOR UPDATE",
+            schedule_id,
+            owner,
+        )
+        if record is None:
+            return None
+        current = ScheduleRow.from_record(record)
+        name = _validate_name(changes.name) if changes.name is not None else current.name
+        prompt = _validate_prompt(changes.prompt) if changes.prompt is not None else current.prompt
+        cron = validate_cron(changes.cron) if changes.cron is not None else current.cron
+        timezone = (
+            validate_timezone(changes.timezone)
+            if changes.timezone is not None
+            else current.timezone
+        )
+        agent_name = (
+            _validate_agent_name(changes.agent_name)
+            if changes.agent_name is not None
+            else current.agent_name
+        )
+        enabled = current.enabled if changes.enabled is None else changes.enabled
+        next_run = next_run_after(cron, timezone, now or datetime.now(UTC))
+        timing_changed = (cron, timezone) != (current.cron, current.timezone)
+        if not enabled:
+            next_run_at = None
+        elif timing_changed or not current.enabled or current.next_run_at is None:
+            next_run_at = next_run
+        else:
+            next_run_at = current.next_run_at
+        record = await conn.fetchrow(
+            f"""
+            UPDATE schedules
+               SET name = $2, prompt = $3, cron = $4, timezone = $5, agent_name = $6,
+                   enabled = $7, next_run_at = $8, updated_at = now()
+             WHERE id = $1
+            RETURNING {SCHEDULE_COLUMNS}
+            """,
+            schedule_id,
+            name,
+            prompt,
+            cron,
+            timezone,
+            agent_name,
+            enabled,
+            next_run_at,
+        )
+    return ScheduleRow.from_record(record)
+
+
+async def delete_schedule(db: Executor, owner: uuid.UUID, schedule_id: uuid.UUID) -> bool:
+    """Delete the schedule and its run rows. The sessions its runs created stay in the registry."""
+    status = await db.execute(
+        "DELETE FROM schedules WHERE id = $1 AND user_id = $2", schedule_id, owner
+    )
+    return status == "DELETE 1"
+
+
+# --- slots: claiming, queueing, naming ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueSlot:
+    schedule_id: uuid.UUID
+    slot: datetime
+
+
+def slot_token(slot: datetime) -> str:
+    """A slot as compact UTC text, safe in session ids and job ids: 20250105T090000Z."""
+    slot = slot.astimezone(UTC)
+    return (
+        slot.strftime("%Y%m%dT%H%M%S")
+        + (f".{slot.microsecond:06d}" if slot.microsecond else "")
+        + "Z"
+    )
+
+
+def slot_session_id(schedule_id: uuid.UUID, slot: datetime) -> str:
+    return f"sched:{schedule_id}:{slot_token(slot)}"
+
+
+def slot_job_id(schedule_id: uuid.UUID, slot: datetime) -> str:
+    return f"schedule:{schedule_id}:{slot_token(slot)}"
+
+
+async def enqueue_run(arq: Any, queue_name: str, schedule_id: uuid.UUID, slot: datetime) -> bool:
+    """Queue one execution of a slot (an arq ArqRedis). False: that slot's job is already queued
+    or recently done; the job id makes a slot run once even when enqueued twice."""
+    job = await arq.enqueue_job(
+        EXECUTE_JOB,
+        str(schedule_id),
+        slot.astimezone(UTC).isoformat(),
+        _job_id=slot_job_id(schedule_id, slot),
+        _queue_name=queue_name,
+    )
+    return job is not None
+
+
+async def claim_due(
+    pool: asyncpg.Pool,
+    enqueue: Callable[[DueSlot], Awaitable[object]],
+    *,
+    now: datetime | None = None,
+    batch: int = 200,
+) -> list[DueSlot]:
+    """Claim every enabled schedule whose next run is due, one slot each, and advance it.
+
+    Each schedule yields the LATEST due slot only: a worker that was down across several slots
+    runs the missed ones as one catch-up run. Rows are locked with SKIP LOCKED, so concurrent
+    claimers split the work; the slot is enqueued before the advance commits, so a queue
+    failure leaves the schedule due for the next claim instead of losing the slot.
+    """
+    now = now or datetime.now(UTC)
+    claimed: list[DueSlot] = []
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, cron, timezone FROM schedules WHERE enabled AND next_run_at <= $1 "
+                "ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                now,
+                batch,
+            )
+            ids, next_runs, broken = [], [], []
+            for row in rows:
+                try:
+                    next_run = next_run_after(row["cron"], row["timezone"], now)
+                    slot = latest_slot_before(row["cron"], row["timezone"], next_run)
+                except Exception:
+                    log.exception("schedule %s: cannot compute its slots; disabling it", row["id"])
+                    broken.append(row["id"])
+                    continue
+                due = DueSlot(row["id"], slot)
+                await enqueue(due)
+                claimed.append(due)
+                ids.append(row["id"])
+                next_runs.append(next_run)
+            await conn.execute(
+                "UPDATE schedules s SET next_run_at = u.next_run_at FROM "
+                "unnest($1::uuid[], $2::timestamptz[]) AS u(id, next_run_at) WHERE s.id = u.id",
+                ids,
+                next_runs,
+            )
+            if broken:
+                await conn.execute(
+                    "UPDATE schedules SET enabled = false, next_run_at = NULL, "
+                    "last_outcome = 'failed', last_error = 'the cron expression cannot be "
+                    "evaluated; edit the schedule' WHERE id = ANY($1::uuid[])",
+                    broken,
+                )
+        if len(rows) < batch:
+            return claimed

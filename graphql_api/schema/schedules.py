@@ -1,0 +1,308 @@
+"""Schedules: a person's cron prompts, their runs (sessions in the registry), and runScheduleNow."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from arq.connections import ArqRedis
+from strawberry import relay
+
+from ..core import schedules
+from ..core.errors import BadInput, DomainError, NotFound
+from ..core.schedules import ScheduleKey, ScheduleRow, ScheduleSpec
+from .cursors import _decode, _encode, page_size
+from .types import ChatSession, ChatSessionConnection, Info
+
+
+@strawberry.enum
+class ScheduleOutcome(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@strawberry.type(description="A prompt the agent runs on a cron schedule; each run is a session.")
+class Schedule(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    prompt: str
+    cron: str = strawberry.field(description="Five-field cron expression, or @daily and the like.")
+    timezone: str = strawberry.field(description="IANA time zone the cron expression is read in.")
+    agent_name: str
+    enabled: bool
+    next_run_at: datetime | None = strawberry.field(description="Null while disabled.")
+    last_run_at: datetime | None = strawberry.field(
+        description="The slot of the most recent finished run."
+    )
+    last_outcome: ScheduleOutcome | None
+    last_error: str | None = strawberry.field(description="Why the most recent run failed.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: ScheduleRow) -> Schedule:
+        return cls(
+            id=str(row.id),
+            name=row.name,
+            prompt=row.prompt,
+            cron=row.cron,
+            timezone=row.timezone,
+            agent_name=row.agent_name,
+            enabled=row.enabled,
+            next_run_at=row.next_run_at,
+            last_run_at=row.last_run_at,
+            last_outcome=ScheduleOutcome(row.last_outcome.value) if row.last_outcome else None,
+            last_error=row.last_error,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field(description="The sessions this schedule's runs created, newest run first.")
+    async def runs(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> ChatSessionConnection:
+        limit = page_size(first, "first")
+        before_slot = _read_run_cursor(after) if after is not None else None
+        rows = await info.context.loaders.schedule_runs.load(
+            (uuid.UUID(self.id), before_slot, limit + 1)
+        )
+        edges = [
+            relay.Edge(cursor=_run_cursor(slot), node=ChatSession.from_row(row))
+            for slot, row in rows[:limit]
+        ]
+        return ChatSessionConnection(edges=edges, page_info=_page_info(edges, rows, limit, after))
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Schedule | None]:
+        viewer = info.context.require_viewer()
+        ids = [_uuid_or_none(node_id) for node_id in node_ids]
+        rows = await schedules.get_schedules_by_ids(
+            info.context.pool, viewer.user_id, [i for i in ids if i is not None]
+        )
+        return [cls.from_row(rows[i]) if i in rows else None for i in ids]
+
+
+@strawberry.type
+class ScheduleConnection(relay.Connection[Schedule]):
+    """The viewer's schedules, newest first."""
+
+
+@strawberry.input
+class CreateScheduleInput:
+    name: str
+    prompt: str = strawberry.field(description="Sent to the agent as the person's message.")
+    cron: str = strawberry.field(description="Five-field cron expression, e.g. '0 9 * * MON-FRI'.")
+    timezone: str = strawberry.field(default="UTC", description="IANA time zone.")
+    agent_name: str | None = strawberry.field(default=None, description="Default: the server's.")
+    enabled: bool = True
+
+
+@strawberry.input(description="The fields to change; absent or null ones stay as they are.")
+class UpdateScheduleInput:
+    id: relay.GlobalID
+    name: str | None = None
+    prompt: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    agent_name: str | None = None
+    enabled: bool | None = None
+
+
+@strawberry.type
+class DeleteSchedulePayload:
+    deleted_id: strawberry.ID
+
+
+@strawberry.type
+class RunScheduleNowPayload:
+    schedule: Schedule
+    slot: datetime = strawberry.field(description="The run's slot: now, to the second.")
+    session_id: str = strawberry.field(description="The session the run creates.")
+    queued: bool = strawberry.field(
+        description="False if this slot was queued already (the same second)."
+    )
+
+
+@strawberry.type
+class ScheduleQuery:
+    @strawberry.field(description="The viewer's schedules, newest first.")
+    async def schedules(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> ScheduleConnection:
+        viewer = info.context.require_viewer()
+        limit = page_size(first, "first")
+        key = _read_schedule_cursor(after) if after is not None else None
+        rows = await schedules.list_schedules(
+            info.context.pool, viewer.user_id, limit=limit + 1, after=key
+        )
+        edges = [
+            relay.Edge(cursor=_schedule_cursor(r), node=Schedule.from_row(r)) for r in rows[:limit]
+        ]
+        return ScheduleConnection(edges=edges, page_info=_page_info(edges, rows, limit, after))
+
+    @strawberry.field(description="One of the viewer's schedules; null if there is none.")
+    async def schedule(self, info: Info, id: relay.GlobalID) -> Schedule | None:
+        viewer = info.context.require_viewer()
+        schedule_id = _schedule_uuid(id)
+        row = (
+            await schedules.get_schedule(info.context.pool, viewer.user_id, schedule_id)
+            if schedule_id
+            else None
+        )
+        return Schedule.from_row(row) if row else None
+
+
+@strawberry.type
+class ScheduleMutation:
+    @strawberry.mutation(description="Create a schedule; it runs from its next cron slot on.")
+    async def create_schedule(self, info: Info, input: CreateScheduleInput) -> Schedule:
+        viewer = info.context.require_viewer()
+        row = await schedules.create_schedule(
+            info.context.pool,
+            viewer.user_id,
+            ScheduleSpec(
+                name=input.name,
+                prompt=input.prompt,
+                cron=input.cron,
+                timezone=input.timezone,
+                agent_name=input.agent_name,
+                enabled=input.enabled,
+            ),
+            default_agent_name=info.context.settings.default_agent_name,
+        )
+        return Schedule.from_row(row)
+
+    @strawberry.mutation(description="Change a schedule, including enabling or disabling it.")
+    async def update_schedule(self, info: Info, input: UpdateScheduleInput) -> Schedule:
+        viewer = info.context.require_viewer()
+        row = await schedules.update_schedule(
+            info.context.pool,
+            viewer.user_id,
+            _require_schedule_uuid(input.id),
+            ScheduleSpec(
+                name=input.name,
+                prompt=input.prompt,
+                cron=input.cron,
+                timezone=input.timezone,
+                agent_name=input.agent_name,
+                enabled=input.enabled,
+            ),
+        )
+        if row is None:
+            raise NotFound("no such schedule")
+        return Schedule.from_row(row)
+
+    @strawberry.mutation(description="Delete a schedule. The sessions its runs created remain.")
+    async def delete_schedule(self, info: Info, id: relay.GlobalID) -> DeleteSchedulePayload:
+        viewer = info.context.require_viewer()
+        if not await schedules.delete_schedule(
+            info.context.pool, viewer.user_id, _require_schedule_uuid(id)
+        ):
+            raise NotFound("no such schedule")
+        return DeleteSchedulePayload(deleted_id=strawberry.ID(str(id)))
+
+    @strawberry.mutation(description="Queue one run of the schedule now, enabled or not.")
+    async def run_schedule_now(self, info: Info, id: relay.GlobalID) -> RunScheduleNowPayload:
+        viewer = info.context.require_viewer()
+        row = await schedules.get_schedule(
+            info.context.pool, viewer.user_id, _require_schedule_uuid(id)
+        )
+        if row is None:
+            raise NotFound("no such schedule")
+        slot = datetime.now(UTC).replace(microsecond=0)
+        queued = await schedules.enqueue_run(
+            _arq(info), info.context.settings.worker_queue, row.id, slot
+        )
+        return RunScheduleNowPayload(
+            schedule=Schedule.from_row(row),
+            slot=slot,
+            session_id=schedules.slot_session_id(row.id, slot),
+            queued=queued,
+        )
+
+
+def _arq(info: Info) -> ArqRedis:
+    """An arq client on the app's Redis connection pool, made once per Resources."""
+    resources = info.context.resources
+    if resources.redis is None:
+        raise DomainError("scheduled runs are not available: the server has no REDIS_URL")
+    client = resources.extras.get("arq")
+    if client is None:
+        client = resources.extras["arq"] = ArqRedis(resources.redis.connection_pool)
+    return client
+
+
+# --- ids and cursors ------------------------------------------------------------------------
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID | None:
+    """The schedule's uuid; None for another type's id (it names no schedule)."""
+    if global_id.type_name != Schedule.__name__:
+        return None
+    return _uuid_or_none(global_id.node_id)
+
+
+def _require_schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID:
+    schedule_id = _schedule_uuid(global_id)
+    if schedule_id is None:
+        raise NotFound("no such schedule")
+    return schedule_id
+
+
+def _page_info(edges: list[Any], rows: list[Any], limit: int, after: str | None) -> relay.PageInfo:
+    return relay.PageInfo(
+        has_next_page=len(rows) > limit,
+        has_previous_page=after is not None,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
+
+
+def _schedule_cursor(row: ScheduleRow) -> str:
+    return _encode(f"c1:{row.created_at.isoformat()}|{row.id}")
+
+
+def _read_schedule_cursor(cursor: str, argument: str = "after") -> ScheduleKey:
+    body = _decode(cursor, "c1", argument)
+    stamp, _, raw_id = body.partition("|")
+    created_at, schedule_id = _aware(stamp), _uuid_or_none(raw_id)
+    if created_at is None or schedule_id is None:
+        raise BadCursor(argument)
+    return ScheduleKey(created_at=created_at, id=schedule_id)
+
+
+def _run_cursor(slot: datetime) -> str:
+    return _encode(f"r1:{slot.isoformat()}")
+
+
+def _read_run_cursor(cursor: str, argument: str = "after") -> datetime:
+    slot = _aware(_decode(cursor, "r1", argument))
+    if slot is None:
+        raise BadCursor(argument)
+    return slot
+
+
+def _aware(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+class BadCursor(BadInput):
+    def __init__(self, argument: str) -> None:
+        super().__init__(f"{argument} is not a valid cursor", field=argument)

@@ -1,0 +1,150 @@
+"""The spec's ScheduledExecutionService.execute(): run one slot of one schedule, once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import asyncpg
+
+from graphql_api.core import conversation, schedule_runs, sessions
+from graphql_api.core.agent import Agent
+from graphql_api.core.errors import AgentFailed, DomainError
+from graphql_api.core.schedule_runs import RunState
+from graphql_api.core.schedules import Outcome, ScheduleRow, slot_token
+from graphql_api.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT_MARGIN = 60.0  # seconds a job may run beyond the agent's own timeout
+
+
+class Result(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ALREADY_DONE = "already-done"  # the slot ran before: a duplicate job
+    BUSY = "busy"  # another worker is running the slot right now
+    GONE = "gone"  # the schedule was deleted
+
+
+class RetryLater(Exception):
+    """The attempt failed and attempts remain: run the job again after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"retry in {delay:.0f}s")
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Policy:
+    agent_timeout: float
+    job_timeout: float
+    max_attempts: int
+    retry_delay: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            agent_timeout=settings.agent_timeout,
+            job_timeout=settings.agent_timeout + JOB_TIMEOUT_MARGIN,
+            max_attempts=settings.schedule_max_attempts,
+            retry_delay=settings.schedule_retry_delay,
+        )
+
+
+async def execute(
+    pool: asyncpg.Pool, agent: Agent, schedule_id: uuid.UUID, slot: datetime, policy: Policy
+) -> Result:
+    """Create the slot's session (scheduled, active), run the prompt as a turn, mark it inactive.
+
+    Safe to call any number of times for the same slot: the run row decides, the session id and
+    the turn's idempotency key are derived from the slot, so one session with one prompt and one
+    reply results. When the agent fails, the failure is on the session and the schedule, the
+    session is inactive, and RetryLater is raised while attempts remain.
+    """
+    schedule = await schedule_runs.get_schedule_for_run(pool, schedule_id)
+    if schedule is None:
+        return Result.GONE
+    try:
+        start = await schedule_runs.begin_run(
+            pool, schedule, slot, lease_seconds=policy.job_timeout
+        )
+    except DomainError as refused:  # the slot's session id is taken by a session of another kind
+        log.warning("schedule %s slot %s refused: %s", schedule.id, slot, refused.message)
+        await schedule_runs.finish_run(pool, schedule.id, slot, Outcome.FAILED, refused.message)
+        return Result.FAILED
+    if start.state is not RunState.STARTED:
+        return {
+            RunState.GONE: Result.GONE,
+            RunState.FINISHED: Result.ALREADY_DONE,
+            RunState.BUSY: Result.BUSY,
+        }[start.state]
+    assert start.session is not None
+    session_id = start.session.session_id
+    if start.attempt > policy.max_attempts:  # earlier attempts were cut short (a killed worker)
+        await sessions.set_active(pool, session_id, False)
+        await _finish(
+            schedule, slot, session_id, pool, f"gave up after {policy.max_attempts} tries"
+        )
+        return Result.FAILED
+    try:
+        await conversation.run_turn(
+            pool,
+            agent,
+            start.session,
+            schedule.prompt,
+            idempotency_key=f"schedule:{slot_token(slot)}",
+            agent_timeout=policy.agent_timeout,
+        )
+    except AgentFailed as failure:
+        row = await sessions.get_session(pool, schedule.user_id, session_id)
+        reason = (row.last_error if row else None) or failure.message
+        return await _failed(pool, schedule, slot, session_id, reason, start.attempt, policy)
+    except asyncio.CancelledError:  # shutdown: leave the run to be resumed, never active
+        await asyncio.shield(_abandon(pool, schedule.id, slot, session_id))
+        raise
+    except Exception:
+        log.exception("schedule %s slot %s failed unexpectedly", schedule.id, slot)
+        reason = "the run failed unexpectedly"
+        return await _failed(pool, schedule, slot, session_id, reason, start.attempt, policy)
+    await sessions.set_active(pool, session_id, False)
+    await schedule_runs.finish_run(
+        pool, schedule.id, slot, Outcome.SUCCEEDED, session_id=session_id
+    )
+    return Result.SUCCEEDED
+
+
+async def _failed(
+    pool: asyncpg.Pool,
+    schedule: ScheduleRow,
+    slot: datetime,
+    session_id: str,
+    reason: str,
+    attempt: int,
+    policy: Policy,
+) -> Result:
+    await sessions.set_active(pool, session_id, False)
+    if attempt < policy.max_attempts:
+        await schedule_runs.release_run(pool, schedule.id, slot, reason)
+        raise RetryLater(policy.retry_delay * attempt)
+    await _finish(schedule, slot, session_id, pool, reason)
+    return Result.FAILED
+
+
+async def _finish(
+    schedule: ScheduleRow, slot: datetime, session_id: str, pool: asyncpg.Pool, reason: str
+) -> None:
+    await schedule_runs.finish_run(
+        pool, schedule.id, slot, Outcome.FAILED, reason, session_id=session_id
+    )
+
+
+async def _abandon(
+    pool: asyncpg.Pool, schedule_id: uuid.UUID, slot: datetime, session_id: str
+) -> None:
+    await sessions.set_active(pool, session_id, False)
+    await schedule_runs.release_run(pool, schedule_id, slot, "the worker stopped during the run")
