@@ -15,9 +15,9 @@ from pathlib import Path
 
 import asyncpg
 
-from .settings import PROJECT_ROOT
+from .settings import shipped_path
 
-MIGRATIONS_DIR = PROJECT_ROOT / "db" / "migrations"
+MIGRATIONS_DIR = shipped_path("db", "migrations")
 # Any constant shared by every migrating process; "unified-sessions" as a 63-bit number.
 _ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"unified-sessions:migrate").digest()[:8]) >> 1
 _NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.sql$")
