@@ -3,14 +3,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test schema bench
+.PHONY: dev test schema bench lock
 
-# (Re)create the virtualenv and install the project whenever pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# (Re)create the virtualenv and install the project whenever its dependencies change.
+# constraints.txt pins the versions the test suite last passed with (refresh: `make lock`).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -c constraints.txt
 	touch $@
+
+## Re-pin constraints.txt to the newest releases pyproject.toml allows (then run `make test`).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	.lock-venv/bin/python -m pip freeze --exclude-editable > constraints.txt
+	rm -rf .lock-venv
 
 ## Start API + web app + worker (+ bot with TELEGRAM_BOT_TOKEN) on embedded servers with demo data.
 dev: $(VENV)/.installed

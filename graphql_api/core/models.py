@@ -87,6 +87,13 @@ class MessageRow:
 MESSAGE_COLUMNS = "id, session_id, message, created_at"
 
 
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 def role_of(message: Any) -> Role:
     type_ = message.get("type") if isinstance(message, dict) else None
     return _ROLE_BY_TYPE.get(type_, Role.SYSTEM)

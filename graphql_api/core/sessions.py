@@ -11,12 +11,15 @@ from datetime import datetime
 import asyncpg
 
 from .errors import BadInput, Forbidden
-from .models import SESSION_COLUMNS, Channel, SessionRow
+from .models import SESSION_COLUMNS, Channel, SessionRow, parse_uuid
 from .tokens import Viewer
 
 Executor = asyncpg.Pool | asyncpg.Connection
 
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# Ids the service mints for Telegram chats and schedule slots. A person may not take one for a
+# web session: it would be theirs first, and the channel's own upsert would then be refused.
+SERVICE_ID_PREFIXES = ("tg-", "sched:")
 MAX_AGENT_NAME = 100
 
 
@@ -46,6 +49,10 @@ def _owner_for(actor: Viewer, spec: SessionUpsert) -> uuid.UUID:
         raise Forbidden("you may only write your own sessions")
     if spec.channel is not Channel.WEB:
         raise Forbidden("telegram and scheduled sessions are written by the service only")
+    if spec.session_id is not None and spec.session_id.startswith(SERVICE_ID_PREFIXES):
+        raise BadInput(
+            "sessionId may not start with " + " or ".join(SERVICE_ID_PREFIXES), field="sessionId"
+        )
     return actor.user_id
 
 
@@ -75,7 +82,7 @@ async def upsert_session(
         session_id = str(chat_id)
     else:
         session_id = validate_session_id(spec.session_id)
-        chat_id = _uuid_or_none(session_id) or chat_id
+        chat_id = parse_uuid(session_id) or chat_id
     agent_name = _validate_agent_name(spec.agent_name)
     record = await db.fetchrow(
         _UPSERT,
@@ -111,13 +118,6 @@ def _validate_agent_name(agent_name: str | None) -> str | None:
     if not agent_name or len(agent_name) > MAX_AGENT_NAME:
         raise BadInput(f"agentName must be 1-{MAX_AGENT_NAME} characters", field="agentName")
     return agent_name
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 async def get_session(db: Executor, user_id: uuid.UUID, session_id: str) -> SessionRow | None:

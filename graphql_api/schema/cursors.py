@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
+
+from strawberry import relay
 
 from ..core.errors import BadInput
 from ..core.sessions import SessionKey
@@ -13,6 +17,17 @@ from ..core.sessions import SessionKey
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 _MAX_CURSOR_LENGTH = 200
+
+
+def page_info(
+    edges: Sequence[relay.Edge[Any]], *, has_next: bool, has_previous: bool
+) -> relay.PageInfo:
+    return relay.PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
 
 
 def page_size(value: int | None, argument: str) -> int:
@@ -23,11 +38,11 @@ def page_size(value: int | None, argument: str) -> int:
     return value
 
 
-def _encode(text: str) -> str:
+def encode_cursor(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, tag: str, argument: str) -> str:
+def decode_cursor(cursor: str, tag: str, argument: str) -> str:
     try:
         if len(cursor) > _MAX_CURSOR_LENGTH:
             raise ValueError
@@ -41,11 +56,11 @@ def _decode(cursor: str, tag: str, argument: str) -> str:
 
 
 def session_cursor(updated_at: datetime, session_uuid: uuid.UUID) -> str:
-    return _encode(f"s1:{updated_at.isoformat()}|{session_uuid}")
+    return encode_cursor(f"s1:{updated_at.isoformat()}|{session_uuid}")
 
 
 def read_session_cursor(cursor: str, argument: str = "after") -> SessionKey:
-    body = _decode(cursor, "s1", argument)
+    body = decode_cursor(cursor, "s1", argument)
     try:
         stamp, _, raw_id = body.partition("|")
         updated_at = datetime.fromisoformat(stamp)
@@ -57,11 +72,11 @@ def read_session_cursor(cursor: str, argument: str = "after") -> SessionKey:
 
 
 def message_cursor(message_id: int) -> str:
-    return _encode(f"m1:{message_id}")
+    return encode_cursor(f"m1:{message_id}")
 
 
 def read_message_cursor(cursor: str, argument: str = "before") -> int:
-    body = _decode(cursor, "m1", argument)
+    body = decode_cursor(cursor, "m1", argument)
     if not body.isdigit() or len(body) > 19 or int(body) > 2**63 - 1:
         raise BadInput(f"{argument} is not a valid cursor", field=argument)
     return int(body)

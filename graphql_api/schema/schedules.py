@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
 
 import strawberry
 from arq.connections import ArqRedis
@@ -14,8 +13,9 @@ from strawberry import relay
 
 from ..core import schedules
 from ..core.errors import BadInput, DomainError, NotFound
+from ..core.models import parse_uuid
 from ..core.schedules import ScheduleKey, ScheduleRow, ScheduleSpec
-from .cursors import _decode, _encode, page_size
+from .cursors import decode_cursor, encode_cursor, page_info, page_size
 from .types import ChatSession, ChatSessionConnection, Info
 
 
@@ -74,14 +74,17 @@ class Schedule(relay.Node):
             relay.Edge(cursor=_run_cursor(slot), node=ChatSession.from_row(row))
             for slot, row in rows[:limit]
         ]
-        return ChatSessionConnection(edges=edges, page_info=_page_info(edges, rows, limit, after))
+        return ChatSessionConnection(
+            edges=edges,
+            page_info=page_info(edges, has_next=len(rows) > limit, has_previous=after is not None),
+        )
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Schedule | None]:
         viewer = info.context.require_viewer()
-        ids = [_uuid_or_none(node_id) for node_id in node_ids]
+        ids = [parse_uuid(node_id) for node_id in node_ids]
         rows = await schedules.get_schedules_by_ids(
             info.context.pool, viewer.user_id, [i for i in ids if i is not None]
         )
@@ -114,6 +117,17 @@ class UpdateScheduleInput:
     enabled: bool | None = None
 
 
+def _spec(input: CreateScheduleInput | UpdateScheduleInput) -> ScheduleSpec:
+    return ScheduleSpec(
+        name=input.name,
+        prompt=input.prompt,
+        cron=input.cron,
+        timezone=input.timezone,
+        agent_name=input.agent_name,
+        enabled=input.enabled,
+    )
+
+
 @strawberry.type
 class DeleteSchedulePayload:
     deleted_id: strawberry.ID
@@ -144,7 +158,10 @@ class ScheduleQuery:
         edges = [
             relay.Edge(cursor=_schedule_cursor(r), node=Schedule.from_row(r)) for r in rows[:limit]
         ]
-        return ScheduleConnection(edges=edges, page_info=_page_info(edges, rows, limit, after))
+        return ScheduleConnection(
+            edges=edges,
+            page_info=page_info(edges, has_next=len(rows) > limit, has_previous=after is not None),
+        )
 
     @strawberry.field(description="One of the viewer's schedules; null if there is none.")
     async def schedule(self, info: Info, id: relay.GlobalID) -> Schedule | None:
@@ -166,14 +183,7 @@ class ScheduleMutation:
         row = await schedules.create_schedule(
             info.context.pool,
             viewer.user_id,
-            ScheduleSpec(
-                name=input.name,
-                prompt=input.prompt,
-                cron=input.cron,
-                timezone=input.timezone,
-                agent_name=input.agent_name,
-                enabled=input.enabled,
-            ),
+            _spec(input),
             default_agent_name=info.context.settings.default_agent_name,
         )
         return Schedule.from_row(row)
@@ -185,14 +195,7 @@ class ScheduleMutation:
             info.context.pool,
             viewer.user_id,
             _require_schedule_uuid(input.id),
-            ScheduleSpec(
-                name=input.name,
-                prompt=input.prompt,
-                cron=input.cron,
-                timezone=input.timezone,
-                agent_name=input.agent_name,
-                enabled=input.enabled,
-            ),
+            _spec(input),
         )
         if row is None:
             raise NotFound("no such schedule")
@@ -241,18 +244,11 @@ def _arq(info: Info) -> ArqRedis:
 # --- ids and cursors ------------------------------------------------------------------------
 
 
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 def _schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID | None:
     """The schedule's uuid; None for another type's id (it names no schedule)."""
     if global_id.type_name != Schedule.__name__:
         return None
-    return _uuid_or_none(global_id.node_id)
+    return parse_uuid(global_id.node_id)
 
 
 def _require_schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID:
@@ -262,34 +258,25 @@ def _require_schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID:
     return schedule_id
 
 
-def _page_info(edges: list[Any], rows: list[Any], limit: int, after: str | None) -> relay.PageInfo:
-    return relay.PageInfo(
-        has_next_page=len(rows) > limit,
-        has_previous_page=after is not None,
-        start_cursor=edges[0].cursor if edges else None,
-        end_cursor=edges[-1].cursor if edges else None,
-    )
-
-
 def _schedule_cursor(row: ScheduleRow) -> str:
-    return _encode(f"c1:{row.created_at.isoformat()}|{row.id}")
+    return encode_cursor(f"c1:{row.created_at.isoformat()}|{row.id}")
 
 
 def _read_schedule_cursor(cursor: str, argument: str = "after") -> ScheduleKey:
-    body = _decode(cursor, "c1", argument)
+    body = decode_cursor(cursor, "c1", argument)
     stamp, _, raw_id = body.partition("|")
-    created_at, schedule_id = _aware(stamp), _uuid_or_none(raw_id)
+    created_at, schedule_id = _aware(stamp), parse_uuid(raw_id)
     if created_at is None or schedule_id is None:
         raise BadCursor(argument)
     return ScheduleKey(created_at=created_at, id=schedule_id)
 
 
 def _run_cursor(slot: datetime) -> str:
-    return _encode(f"r1:{slot.isoformat()}")
+    return encode_cursor(f"r1:{slot.isoformat()}")
 
 
 def _read_run_cursor(cursor: str, argument: str = "after") -> datetime:
-    slot = _aware(_decode(cursor, "r1", argument))
+    slot = _aware(decode_cursor(cursor, "r1", argument))
     if slot is None:
         raise BadCursor(argument)
     return slot

@@ -11,7 +11,7 @@ from ..core import conversation, sessions
 from ..core.errors import AgentFailed, Forbidden, NotFound
 from ..core.models import Channel as ChannelValue
 from ..core.models import MessageRow, SessionRow
-from .cursors import page_size, read_session_cursor, session_cursor
+from .cursors import page_info, page_size, read_session_cursor, session_cursor
 from .types import (
     Channel,
     ChatMessage,
@@ -61,13 +61,7 @@ class SessionQuery:
             for r in rows[:limit]
         ]
         return ChatSessionConnection(
-            edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=has_more,
-                has_previous_page=key is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            edges=edges, page_info=page_info(edges, has_next=has_more, has_previous=key is not None)
         )
 
     @strawberry.field(description="One of the viewer's sessions; null if there is none by that id.")

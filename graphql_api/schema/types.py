@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
@@ -13,9 +12,9 @@ from strawberry import relay
 
 from ..core import messages, sessions
 from ..core.models import Channel as ChannelValue
-from ..core.models import MessageRow, Role, SessionRow
+from ..core.models import MessageRow, Role, SessionRow, parse_uuid
 from .context import Context
-from .cursors import message_cursor, page_size, read_message_cursor
+from .cursors import message_cursor, page_info, page_size, read_message_cursor
 
 Info = strawberry.Info[Context, None]
 
@@ -81,12 +80,7 @@ class ChatMessageConnection(relay.Connection[ChatMessage]):
         ]
         return cls(
             edges=edges,
-            page_info=relay.PageInfo(
-                has_previous_page=has_older,
-                has_next_page=before is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next=before is not None, has_previous=has_older),
         )
 
 
@@ -143,7 +137,7 @@ class ChatSession(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ChatSession | None]:
         viewer = info.context.require_viewer()
-        ids = [_uuid_or_none(node_id) for node_id in node_ids]
+        ids = [parse_uuid(node_id) for node_id in node_ids]
         rows = await sessions.get_sessions_by_ids(
             info.context.pool, viewer.user_id, [i for i in ids if i is not None]
         )
@@ -153,10 +147,3 @@ class ChatSession(relay.Node):
 @strawberry.type
 class ChatSessionConnection(relay.Connection[ChatSession]):
     """The viewer's sessions, newest activity first."""
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

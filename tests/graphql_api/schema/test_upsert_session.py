@@ -132,7 +132,7 @@ async def test_a_session_keeps_its_channel(
 
 
 async def test_upsert_validates_its_input(graphql: GraphQLClient, person: Person) -> None:
-    for bad in ("", " spaced id", "x" * 200, "semi;colon", "../etc"):
+    for bad in ("", " spaced id", "x" * 200, "semi;colon", "../etc", "tg-1-2", "sched:x:1"):
         result = await graphql(UPSERT, {"input": {"sessionId": bad}}, token=person.token)
         assert result.codes == ["BAD_USER_INPUT"], bad
     long_name = await graphql(UPSERT, {"input": {"agentName": "a" * 101}}, token=person.token)
