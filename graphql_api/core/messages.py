@@ -19,6 +19,8 @@ _MAX_ID = 2**63 - 1
 def validate_content(content: str) -> str:
     if not content or not content.strip():
         raise BadInput("content must not be empty", field="content")
+    if "\x00" in content:
+        raise BadInput("content must not contain NUL characters", field="content")
     if len(content) > MAX_CONTENT_LENGTH:
         raise BadInput(f"content must be at most {MAX_CONTENT_LENGTH} characters", field="content")
     return content

@@ -115,7 +115,7 @@ def _validate_agent_name(agent_name: str | None) -> str | None:
     if agent_name is None:
         return None
     agent_name = agent_name.strip()
-    if not agent_name or len(agent_name) > MAX_AGENT_NAME:
+    if not agent_name or len(agent_name) > MAX_AGENT_NAME or "\x00" in agent_name:
         raise BadInput(f"agentName must be 1-{MAX_AGENT_NAME} characters", field="agentName")
     return agent_name
 

@@ -78,7 +78,7 @@ class Settings:
         PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
     ) / ".data"
     db_pool_min: int = 1
-    db_pool_max: int = 10
+    db_pool_max: int = 20
     # Scheduled runs (workers/): the arq queue, and how often a failed run is tried in all.
     worker_queue: str = "arq:queue"
     schedule_max_attempts: int = 3
@@ -109,7 +109,7 @@ class Settings:
             link_code_ttl_seconds=int(_float(env, "LINK_CODE_TTL_SECONDS", 600)),
             data_dir=Path(env.get("DATA_DIR") or cls.data_dir),
             db_pool_min=int(_float(env, "DB_POOL_MIN", 1)),
-            db_pool_max=int(_float(env, "DB_POOL_MAX", 10)),
+            db_pool_max=int(_float(env, "DB_POOL_MAX", 20)),
             worker_queue=env.get("WORKER_QUEUE") or cls.worker_queue,
             schedule_max_attempts=max(1, int(_float(env, "SCHEDULE_MAX_ATTEMPTS", 3))),
             schedule_retry_delay=_float(env, "SCHEDULE_RETRY_DELAY", cls.schedule_retry_delay),

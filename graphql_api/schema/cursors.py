@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from strawberry import relay
@@ -66,8 +66,10 @@ def read_session_cursor(cursor: str, argument: str = "after") -> SessionKey:
         updated_at = datetime.fromisoformat(stamp)
         if updated_at.tzinfo is None:
             raise ValueError
+        # In range for PostgreSQL once normalised (0001-01-01+14:00 is not).
+        updated_at = updated_at.astimezone(UTC)
         return SessionKey(updated_at=updated_at, id=uuid.UUID(raw_id))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadInput(f"{argument} is not a valid cursor", field=argument) from None
 
 

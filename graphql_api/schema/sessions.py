@@ -31,6 +31,14 @@ async def _own_session(info: Info, session_id: str) -> SessionRow:
     return row
 
 
+def _first_message_session_id(user_id: uuid.UUID, key: str | None) -> str | None:
+    """A retried first message (same clientMessageId) lands in the session its first attempt
+    created, not in a second one. Without a client id: a fresh session."""
+    if key is None:
+        return None
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"unified-sessions:{user_id}:{key}"))
+
+
 @strawberry.type
 class SessionQuery:
     @strawberry.field(description="Any of the viewer's objects by its global id; null if none.")
@@ -143,20 +151,24 @@ class SessionMutation:
     async def send_message(self, info: Info, input: SendMessageInput) -> SendMessagePayload:
         viewer = info.context.require_viewer()
         pool = info.context.pool
+        key = None
+        if input.client_message_id is not None:
+            key = "web:" + sessions.validate_session_id(input.client_message_id)
         if input.session_id is None:
             session = await sessions.upsert_session(
                 pool,
                 viewer,
-                sessions.SessionUpsert(channel=ChannelValue.WEB, user_id=viewer.user_id),
+                sessions.SessionUpsert(
+                    session_id=_first_message_session_id(viewer.user_id, key),
+                    channel=ChannelValue.WEB,
+                    user_id=viewer.user_id,
+                ),
                 default_agent_name=info.context.settings.default_agent_name,
             )
         else:
             session = await _own_session(info, input.session_id)
         if session.channel is not ChannelValue.WEB:
             raise Forbidden("telegram and scheduled sessions are read-only from the web")
-        key = None
-        if input.client_message_id is not None:
-            key = "web:" + sessions.validate_session_id(input.client_message_id)
         try:
             turn = await conversation.run_turn(
                 pool,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
+
 import asyncpg
 
 from tests.conftest import GraphQLClient, Person, make_person
@@ -177,7 +180,11 @@ async def test_page_sizes_are_capped_and_cursors_validated(
             MESSAGES, {"sessionId": session.session_id, "before": bad}, token=person.token
         )
         assert result.codes == ["BAD_USER_INPUT"], bad
-    for bad in ("garbage", message_cursor, "czE6bm90LWEtZGF0ZXxub3QtYS11dWlk"):
+    out_of_range = [
+        base64.urlsafe_b64encode(f"s1:{stamp}|{uuid.uuid4()}".encode()).decode()
+        for stamp in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+    ]
+    for bad in ("garbage", message_cursor, "czE6bm90LWEtZGF0ZXxub3QtYS11dWlk", *out_of_range):
         result = await graphql(
             "query($a: String) { sessions(after: $a) { edges { cursor } } }",
             {"a": bad},

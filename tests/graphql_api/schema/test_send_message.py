@@ -71,6 +71,27 @@ async def test_a_retried_client_message_is_stored_once(
     assert len(await _history(pool, session.session_id)) == 2
 
 
+async def test_a_retried_first_message_lands_in_one_new_session(
+    graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    variables = {"input": {"content": "first words", "clientMessageId": "first-1"}}
+    first = await graphql.ok(SEND, variables, token=person.token)
+    retry = await graphql.ok(SEND, variables, token=person.token)
+    for part in ("userMessage", "reply"):
+        assert retry["sendMessage"][part] == first["sendMessage"][part]
+    assert retry["sendMessage"]["session"]["sessionId"] == first["sendMessage"]["session"]["sessionId"]
+    session_id = first["sendMessage"]["session"]["sessionId"]
+    assert len(await _history(pool, session_id)) == 2
+    count = await pool.fetchval(
+        "SELECT count(*) FROM chat_sessions WHERE user_id = $1", person.user_id
+    )
+    assert count == 1
+    # Another person using the same client id gets a session of their own.
+    other = make_person()
+    theirs = await graphql.ok(SEND, variables, token=other.token)
+    assert theirs["sendMessage"]["session"]["sessionId"] != session_id
+
+
 async def test_telegram_and_scheduled_sessions_are_read_only_from_the_web(
     graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
 ) -> None:
@@ -95,7 +116,7 @@ async def test_sending_into_someone_elses_session_looks_like_a_missing_one(
 
 
 async def test_content_is_validated(graphql: GraphQLClient, person: Person) -> None:
-    for content in ("", "   \n ", "x" * 16_001):
+    for content in ("", "   \n ", "x" * 16_001, "nul \x00 inside"):
         result = await graphql(SEND, {"input": {"content": content}}, token=person.token)
         assert result.codes == ["BAD_USER_INPUT"]
         assert result.errors[0]["extensions"]["field"] == "content"
