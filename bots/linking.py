@@ -20,16 +20,14 @@ async def start(message: Message, command: CommandObject, pool: asyncpg.Pool) ->
         link = await telegram_links.find_link(pool, sender.id)
         await message.answer(texts.WELCOME_LINKED if link else texts.HOW_TO_LINK)
         return
+    code = command.args.strip()
     result = await telegram_links.redeem_link_code(
-        pool,
-        command.args.strip(),
-        telegram_user_id=sender.id,
-        telegram_username=sender.username,
+        pool, code, telegram_user_id=sender.id, telegram_username=sender.username
     )
-    reply = texts.REDEEMED[result.outcome]
-    if result.outcome is RedeemOutcome.LINKED and result.previous_user_id is not None:
-        reply += texts.RELINKED_NOTE
-    await message.answer(reply)
+    if result.outcome is RedeemOutcome.LINKED_ELSEWHERE:
+        await message.answer(texts.LINKED_ELSEWHERE.format(code=code))
+    else:
+        await message.answer(texts.REDEEMED[result.outcome])
 
 
 async def unlink(message: Message, pool: asyncpg.Pool) -> None:

@@ -19,8 +19,10 @@ HELP = (
     "the web app.\n/new starts a new conversation\n/unlink disconnects this Telegram account"
 )
 REDEEMED = {
-    RedeemOutcome.LINKED: "Linked! This Telegram account is now connected to your account. "
-    "Write to me to start a conversation; /new starts a fresh one at any time.",
+    RedeemOutcome.LINKED: "Linked! This Telegram account is now linked to the account that "
+    "created this code: everything you write to me here is saved in that account and shown in "
+    "its web app. Write to me to start a conversation; /new starts a fresh one at any time.\n"
+    "Not your account, or did not mean to? Send /unlink to undo it.",
     RedeemOutcome.ALREADY_LINKED: "This Telegram account is already linked with that code. "
     "Just write to me.",
     RedeemOutcome.USED: "That code was already used. Get a new one in the web app "
@@ -30,7 +32,11 @@ REDEEMED = {
     RedeemOutcome.UNKNOWN: "I don't know that code. Check it, or get a new one in the web app "
     "(“Link Telegram”).",
 }
-RELINKED_NOTE = " (It was linked to a different account before; that link is gone.)"
+LINKED_ELSEWHERE = (
+    "This Telegram account is already linked to another account, so I did not link it and "
+    "the code is still unused. To link it to the account that created this code instead, "
+    "send /unlink first, then /start {code} again."
+)
 UNLINKED = (
     "Done: this Telegram account is no longer linked. Your conversations stay in your account."
 )

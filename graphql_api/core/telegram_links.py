@@ -41,6 +41,7 @@ class TelegramLink:
 class RedeemOutcome(StrEnum):
     LINKED = "linked"
     ALREADY_LINKED = "already_linked"  # the same Telegram user sent the same code again
+    LINKED_ELSEWHERE = "linked_elsewhere"  # linked to another person: /unlink first; code unused
     USED = "used"
     EXPIRED = "expired"
     UNKNOWN = "unknown"
@@ -50,7 +51,6 @@ class RedeemOutcome(StrEnum):
 class Redeemed:
     outcome: RedeemOutcome
     link: TelegramLink | None = None
-    previous_user_id: uuid.UUID | None = None  # the person this Telegram user was linked to before
 
 
 def hash_code(code: str) -> bytes:
@@ -102,6 +102,7 @@ async def create_link_code(pool: asyncpg.Pool, user_id: uuid.UUID, *, ttl_second
 _CLAIM = """
 UPDATE telegram_link_codes SET used_at = now(), used_by = $2
  WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
+   AND ($3::uuid IS NULL OR user_id = $3)
 RETURNING user_id
 """
 
@@ -109,25 +110,30 @@ RETURNING user_id
 async def redeem_link_code(
     pool: asyncpg.Pool, code: str, *, telegram_user_id: int, telegram_username: str | None
 ) -> Redeemed:
-    """Link the Telegram user to the code's person. One statement decides who gets a code."""
+    """Link the Telegram user to the code's person. One statement decides who gets a code.
+
+    A Telegram user linked to another person is refused and the code stays unused: a code
+    proves only who created it, so redeeming one must not take a linked account away (an
+    attacker could send their own code to a victim as a deep link). /unlink comes first.
+    """
     if not CODE_PATTERN.match(code):
         return Redeemed(RedeemOutcome.UNKNOWN)
     code_hash = hash_code(code)
     async with pool.acquire() as conn, conn.transaction():
-        user_id = await conn.fetchval(_CLAIM, code_hash, telegram_user_id)
-        if user_id is None:
-            return await _explain(conn, code_hash, telegram_user_id)
         # Serialise link changes for this Telegram user and this person (always in this order).
         await _lock(conn, f"tg:{telegram_user_id}")
+        current = await find_link(conn, telegram_user_id)
+        owner = current.user_id if current else None
+        user_id = await conn.fetchval(_CLAIM, code_hash, telegram_user_id, owner)
+        if user_id is None:
+            return await _explain(conn, code_hash, telegram_user_id, current)
         await _lock(conn, f"user:{user_id}")
+        # The person's previous Telegram account, if any, is replaced: one per person.
         replaced = await conn.fetch(
             f"DELETE FROM telegram_links WHERE telegram_user_id = $1 OR user_id = $2 "
             f"RETURNING {_LINK_COLUMNS}",
             telegram_user_id,
             user_id,
-        )
-        previous = next(
-            (r["user_id"] for r in replaced if r["telegram_user_id"] == telegram_user_id), None
         )
         for old in replaced:
             if (old["telegram_user_id"], old["user_id"]) != (telegram_user_id, user_id):
@@ -139,14 +145,15 @@ async def redeem_link_code(
             user_id,
             telegram_username,
         )
-    return Redeemed(
-        RedeemOutcome.LINKED,
-        link=_link(record),
-        previous_user_id=previous if previous != user_id else None,
-    )
+    return Redeemed(RedeemOutcome.LINKED, link=_link(record))
 
 
-async def _explain(conn: asyncpg.Connection, code_hash: bytes, telegram_user_id: int) -> Redeemed:
+async def _explain(
+    conn: asyncpg.Connection,
+    code_hash: bytes,
+    telegram_user_id: int,
+    current: TelegramLink | None,
+) -> Redeemed:
     row = await conn.fetchrow(
         "SELECT user_id, used_at, used_by, expires_at <= now() AS expired "
         "FROM telegram_link_codes WHERE code_hash = $1",
@@ -155,12 +162,13 @@ async def _explain(conn: asyncpg.Connection, code_hash: bytes, telegram_user_id:
     if row is None:
         return Redeemed(RedeemOutcome.UNKNOWN)
     if row["used_at"] is not None:
-        if row["used_by"] == telegram_user_id:
-            link = await find_link(conn, telegram_user_id)
-            if link is not None and link.user_id == row["user_id"]:
-                return Redeemed(RedeemOutcome.ALREADY_LINKED, link=link)
+        if row["used_by"] == telegram_user_id and current and current.user_id == row["user_id"]:
+            return Redeemed(RedeemOutcome.ALREADY_LINKED, link=current)
         return Redeemed(RedeemOutcome.USED)
-    return Redeemed(RedeemOutcome.EXPIRED)
+    if row["expired"]:
+        return Redeemed(RedeemOutcome.EXPIRED)
+    # Open and unexpired, so the claim refused it for its owner: linked to someone else.
+    return Redeemed(RedeemOutcome.LINKED_ELSEWHERE)
 
 
 async def _lock(conn: asyncpg.Connection, key: str) -> None:

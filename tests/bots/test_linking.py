@@ -13,7 +13,7 @@ from graphql_api.core.settings import Settings
 from graphql_api.core.telegram_links import RedeemOutcome
 from tests.conftest import GraphQLClient, Person, make_person
 
-from .conftest import CREATE_CODE, BotHarness, TelegramUser, link
+from .conftest import CREATE_CODE, BotHarness, TelegramUser, history, link
 
 TELEGRAM_LINK = "{ telegramLink { telegramUserId telegramUsername linkedAt } }"
 
@@ -127,21 +127,52 @@ async def test_a_code_is_single_use_when_two_senders_race(
     assert replies.count(texts.REDEEMED[RedeemOutcome.USED]) == 4
 
 
-async def test_another_persons_code_moves_the_link_to_that_person(
+async def code_is_open(pool: asyncpg.Pool, code: str) -> bool:
+    return await pool.fetchval(
+        "SELECT used_at IS NULL AND used_by IS NULL FROM telegram_link_codes WHERE code_hash = $1",
+        hashlib.sha256(code.encode()).digest(),
+    )
+
+
+async def test_another_persons_code_does_not_take_a_linked_account(
     tg: BotHarness, graphql: GraphQLClient, pool: asyncpg.Pool
 ) -> None:
-    """A code is the credential of the person who made it: whoever redeems it links to them."""
+    """A code proves only who made it: Bob sending Alice's Telegram his deep link moves nothing."""
     alice, bob = make_person(), make_person()
     user = TelegramUser()
     await link(tg, graphql, user, alice)
     await tg.send(user, "hello as alice")
 
-    await link(tg, graphql, user, bob)
+    bobs_code = await link(tg, graphql, user, bob)
 
-    assert tg.last_text_to(user) == texts.REDEEMED[RedeemOutcome.LINKED] + texts.RELINKED_NOTE
+    assert tg.last_text_to(user) == texts.LINKED_ELSEWHERE.format(code=bobs_code)
+    assert "/unlink first" in tg.last_text_to(user)
+    assert f"/start {bobs_code}" in tg.last_text_to(user)
+    assert await linked_person(pool, user) == alice.user_id
+    assert await code_is_open(pool, bobs_code)
+    assert (await graphql.ok(TELEGRAM_LINK, token=bob.token))["telegramLink"] is None
+    shown = (await graphql.ok(TELEGRAM_LINK, token=alice.token))["telegramLink"]
+    assert shown["telegramUserId"] == str(user.id)
+
+    # Messages still land in Alice's session, which stays active; Bob gets nothing.
+    await tg.send(user, "still alice")
+    alice_sessions = await pool.fetch(
+        "SELECT session_id, is_active FROM chat_sessions WHERE user_id = $1", alice.user_id
+    )
+    assert [r["is_active"] for r in alice_sessions] == [True]
+    alice_history = await history(pool, alice_sessions[0]["session_id"])
+    assert alice_history[0::2] == [("human", "hello as alice"), ("human", "still alice")]
+    assert len(alice_history) == 4  # and a reply to each
+    assert await pool.fetch("SELECT 1 FROM chat_sessions WHERE user_id = $1", bob.user_id) == []
+
+    # Only after /unlink does the same, still unused, code link the account to Bob.
+    await tg.send(user, "/unlink")
+    assert tg.last_text_to(user) == texts.UNLINKED
+    await tg.send(user, f"/start {bobs_code}")
+    assert tg.last_text_to(user) == texts.REDEEMED[RedeemOutcome.LINKED]
     assert await linked_person(pool, user) == bob.user_id
+    assert not await code_is_open(pool, bobs_code)
     assert (await graphql.ok(TELEGRAM_LINK, token=alice.token))["telegramLink"] is None
-    assert (await graphql.ok(TELEGRAM_LINK, token=bob.token))["telegramLink"] is not None
 
     # Bob's conversation starts fresh; Alice's session stays hers, now inactive.
     await tg.send(user, "hello as bob")
@@ -153,7 +184,28 @@ async def test_another_persons_code_moves_the_link_to_that_person(
     )
     assert [r["is_active"] for r in alice_sessions] == [False]
     assert [r["is_active"] for r in bob_sessions] == [True]
-    assert alice_sessions[0]["session_id"] != bob_sessions[0]["session_id"]
+    assert [c for _, c in await history(pool, bob_sessions[0]["session_id"])][0::2] == [
+        "hello as bob"
+    ]
+
+
+async def test_a_person_can_relink_their_own_telegram_account(
+    tg: BotHarness, graphql: GraphQLClient, person: Person, pool: asyncpg.Pool
+) -> None:
+    user = TelegramUser()
+    await link(tg, graphql, user, person)
+    await tg.send(user, "first")
+    session_id = await pool.fetchval(
+        "SELECT session_id FROM chat_sessions WHERE user_id = $1", person.user_id
+    )
+
+    code = await link(tg, graphql, user, person)
+
+    assert tg.last_text_to(user) == texts.REDEEMED[RedeemOutcome.LINKED]
+    assert await linked_person(pool, user) == person.user_id
+    assert not await code_is_open(pool, code)
+    await tg.send(user, "second")  # the same conversation goes on
+    assert [c for _, c in await history(pool, session_id)][0::2] == ["first", "second"]
 
 
 async def test_one_telegram_account_per_person(

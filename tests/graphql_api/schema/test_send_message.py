@@ -79,7 +79,9 @@ async def test_a_retried_first_message_lands_in_one_new_session(
     retry = await graphql.ok(SEND, variables, token=person.token)
     for part in ("userMessage", "reply"):
         assert retry["sendMessage"][part] == first["sendMessage"][part]
-    assert retry["sendMessage"]["session"]["sessionId"] == first["sendMessage"]["session"]["sessionId"]
+    assert (
+        retry["sendMessage"]["session"]["sessionId"] == first["sendMessage"]["session"]["sessionId"]
+    )
     session_id = first["sendMessage"]["session"]["sessionId"]
     assert len(await _history(pool, session_id)) == 2
     count = await pool.fetchval(
