@@ -28,8 +28,11 @@ async def claim_due_schedules(ctx: dict[str, Any]) -> int:
     async def enqueue(due: schedules.DueSlot) -> None:
         await schedules.enqueue_run(arq, queue, due.schedule_id, due.slot)
 
-    claimed = await schedules.claim_due(ctx["pool"], enqueue)
+    claimed = await schedule_runs.claim_due(ctx["pool"], enqueue)
+    just_queued = {(due.schedule_id, due.slot) for due in claimed}
     for schedule_id, slot in await schedule_runs.stalled_runs(ctx["pool"]):
+        if (schedule_id, slot) in just_queued:
+            continue
         if await schedules.enqueue_run(arq, queue, schedule_id, slot):
             log.info("re-queued the open run of schedule %s slot %s", schedule_id, slot)
     return len(claimed)

@@ -1,21 +1,35 @@
-"""Runs of a schedule: one row per (schedule, slot), the database's word that a slot runs once."""
+"""Runs of a schedule: one row per (schedule, slot), the database's word that a slot runs once.
+A row exists from the moment its slot is queued (the periodic claim, runScheduleNow) until it
+is finished; while its status is 'running' the schedule has a run queued or going."""
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import asyncpg
 
 from . import sessions
+from .errors import BadInput
 from .models import SESSION_COLUMNS, Channel, SessionRow
-from .schedules import SCHEDULE_COLUMNS, Outcome, ScheduleRow, slot_session_id
+from .schedules import (
+    SCHEDULE_COLUMNS,
+    DueSlot,
+    Outcome,
+    ScheduleRow,
+    latest_slot_before,
+    next_run_after,
+    slot_session_id,
+)
 from .tokens import SERVICE_ROLE, Viewer
 
 Executor = asyncpg.Pool | asyncpg.Connection
+Enqueue = Callable[[DueSlot], Awaitable[object]]
+log = logging.getLogger(__name__)
 
 
 async def get_schedule_for_run(db: Executor, schedule_id: uuid.UUID) -> ScheduleRow | None:
@@ -53,9 +67,9 @@ async def begin_run(
     session_id = slot_session_id(schedule.id, slot)
     async with pool.acquire() as conn, conn.transaction():
         try:
-            inserted = await conn.fetchval(
+            await conn.execute(
                 "INSERT INTO schedule_runs (schedule_id, slot, session_id) VALUES ($1, $2, $3) "
-                "ON CONFLICT (schedule_id, slot) DO NOTHING RETURNING id",
+                "ON CONFLICT (schedule_id, slot) DO NOTHING",
                 schedule.id,
                 slot,
                 session_id,
@@ -89,7 +103,7 @@ async def begin_run(
                 user_id=schedule.user_id,
             ),
         )
-    return RunStart(RunState.STARTED, leased["attempts"], session, resumed=inserted is None)
+    return RunStart(RunState.STARTED, leased["attempts"], session, resumed=leased["attempts"] > 1)
 
 
 async def release_run(db: Executor, schedule_id: uuid.UUID, slot: datetime, error: str) -> None:
@@ -113,31 +127,100 @@ async def finish_run(
     session_id: str | None = None,
 ) -> bool:
     """Close the run and record its outcome on the schedule (unless a later slot already did).
-    False if the run had already finished."""
+    False if the run had already finished, or the schedule was deleted (during the turn, say):
+    its session stays in the registry, there is no schedule left to record the outcome on."""
     error = error[:500] if error else None
-    async with pool.acquire() as conn, conn.transaction():
-        closed = await conn.fetchval(
-            "INSERT INTO schedule_runs (schedule_id, slot, session_id, status, finished_at, error) "
-            "VALUES ($1, $2, $3, $4, now(), $5) "
-            "ON CONFLICT (schedule_id, slot) DO UPDATE SET status = $4, finished_at = now(), "
-            "lease_until = NULL, error = $5 WHERE schedule_runs.status = 'running' RETURNING id",
-            schedule_id,
-            slot,
-            session_id or slot_session_id(schedule_id, slot),
-            outcome.value,
-            error,
-        )
-        if closed is None:
-            return False
-        await conn.execute(
-            "UPDATE schedules SET last_run_at = $2, last_outcome = $3, last_error = $4 "
-            "WHERE id = $1 AND (last_run_at IS NULL OR last_run_at <= $2)",
-            schedule_id,
-            slot,
-            outcome.value,
-            error,
-        )
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            closed = await conn.fetchval(
+                "INSERT INTO schedule_runs "
+                "(schedule_id, slot, session_id, status, finished_at, error) "
+                "VALUES ($1, $2, $3, $4, now(), $5) "
+                "ON CONFLICT (schedule_id, slot) DO UPDATE SET status = $4, finished_at = now(), "
+                "lease_until = NULL, error = $5 WHERE schedule_runs.status = 'running' "
+                "RETURNING id",
+                schedule_id,
+                slot,
+                session_id or slot_session_id(schedule_id, slot),
+                outcome.value,
+                error,
+            )
+            if closed is None:
+                return False
+            await conn.execute(
+                "UPDATE schedules SET last_run_at = $2, last_outcome = $3, last_error = $4 "
+                "WHERE id = $1 AND (last_run_at IS NULL OR last_run_at <= $2)",
+                schedule_id,
+                slot,
+                outcome.value,
+                error,
+            )
+    except asyncpg.ForeignKeyViolationError:
+        return False
     return True
+
+
+class RunInProgress(BadInput):
+    def __init__(self) -> None:
+        super().__init__(
+            "this schedule already has a run queued or running; run it again once it has finished",
+            field="id",
+        )
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    schedule: ScheduleRow
+    slot: datetime
+    queued: bool  # False: this second's slot already ran, it is not run again
+
+
+async def queue_run_now(
+    pool: asyncpg.Pool,
+    owner: uuid.UUID,
+    schedule_id: uuid.UUID,
+    enqueue: Enqueue,
+    *,
+    now: datetime | None = None,
+) -> QueuedRun | None:
+    """runScheduleNow: queue a run of the person's schedule at the current second. None if the
+    person has no such schedule; RunInProgress while one of its runs is still open.
+
+    A lock on the schedule makes the check and the insert of the run row one step, so two
+    requests at once queue one run. The job is enqueued before the row commits: a queue failure
+    leaves nothing open behind.
+    """
+    slot = (now or datetime.now(UTC)).replace(microsecond=0)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"run-now:{schedule_id}"
+            )
+            record = await conn.fetchrow(
+                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 AND user_id = $2",
+                schedule_id,
+                owner,
+            )
+            if record is None:
+                return None
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM schedule_runs "
+                "WHERE schedule_id = $1 AND status = 'running')",
+                schedule_id,
+            ):
+                raise RunInProgress()
+            inserted = await conn.fetchval(
+                "INSERT INTO schedule_runs (schedule_id, slot, session_id) VALUES ($1, $2, $3) "
+                "ON CONFLICT (schedule_id, slot) DO NOTHING RETURNING id",
+                schedule_id,
+                slot,
+                slot_session_id(schedule_id, slot),
+            )
+            if inserted is not None:
+                await enqueue(DueSlot(schedule_id, slot))
+    except asyncpg.ForeignKeyViolationError:  # deleted meanwhile
+        return None
+    return QueuedRun(ScheduleRow.from_record(record), slot, queued=inserted is not None)
 
 
 @dataclass(frozen=True)
@@ -206,3 +289,73 @@ async def stalled_runs(db: Executor, *, limit: int = 100) -> list[tuple[uuid.UUI
         limit,
     )
     return [(r["schedule_id"], r["slot"]) for r in records]
+
+
+# --- the periodic claim ----------------------------------------------------------------------
+
+
+async def claim_due(
+    pool: asyncpg.Pool,
+    enqueue: Enqueue,
+    *,
+    now: datetime | None = None,
+    batch: int = 200,
+) -> list[DueSlot]:
+    """Claim every enabled schedule whose next run is due, one slot each, and advance it.
+
+    Each schedule yields the LATEST due slot only: a worker that was down across several slots
+    runs the missed ones as one catch-up run. Rows are locked with SKIP LOCKED, so concurrent
+    claimers split the work; the slot is enqueued, and its run row inserted, before the advance
+    commits, so a queue failure leaves the schedule due for the next claim instead of losing
+    the slot.
+    """
+    now = now or datetime.now(UTC)
+    claimed: list[DueSlot] = []
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, cron, timezone FROM schedules WHERE enabled AND next_run_at <= $1 "
+                "ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                now,
+                batch,
+            )
+            dues: list[DueSlot] = []
+            next_runs: list[datetime] = []
+            broken: list[uuid.UUID] = []
+            for row in rows:
+                try:
+                    next_run = next_run_after(row["cron"], row["timezone"], now)
+                    slot = latest_slot_before(row["cron"], row["timezone"], next_run)
+                except Exception:
+                    log.exception("schedule %s: cannot compute its slots; disabling it", row["id"])
+                    broken.append(row["id"])
+                    continue
+                dues.append(DueSlot(row["id"], slot))
+                next_runs.append(next_run)
+            ids = [due.schedule_id for due in dues]
+            await conn.execute(
+                "INSERT INTO schedule_runs (schedule_id, slot, session_id) "
+                "SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) "
+                "ON CONFLICT (schedule_id, slot) DO NOTHING",
+                ids,
+                [due.slot for due in dues],
+                [slot_session_id(due.schedule_id, due.slot) for due in dues],
+            )
+            for due in dues:
+                await enqueue(due)
+            await conn.execute(
+                "UPDATE schedules s SET next_run_at = u.next_run_at FROM "
+                "unnest($1::uuid[], $2::timestamptz[]) AS u(id, next_run_at) WHERE s.id = u.id",
+                ids,
+                next_runs,
+            )
+            claimed.extend(dues)
+            if broken:
+                await conn.execute(
+                    "UPDATE schedules SET enabled = false, next_run_at = NULL, "
+                    "last_outcome = 'failed', last_error = 'the cron expression cannot be "
+                    "evaluated; edit the schedule' WHERE id = ANY($1::uuid[])",
+                    broken,
+                )
+        if len(rows) < batch:
+            return claimed

@@ -1,11 +1,10 @@
-"""Schedules: a person's cron prompts, their validation and cron arithmetic, and the claim that
-turns due schedules into queued slots. The runs themselves are in schedule_runs.py."""
+"""Schedules: a person's cron prompts, their validation and cron arithmetic, and the names and
+queueing of slots. Claiming due slots and the runs themselves are in schedule_runs.py."""
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,10 +19,10 @@ from . import messages, sessions
 from .errors import BadInput
 
 Executor = asyncpg.Pool | asyncpg.Connection
-log = logging.getLogger(__name__)
 
 MAX_NAME = 200
 MAX_CRON = 100
+MAX_SCHEDULES_PER_PERSON = 50  # a cost cap: every schedule may run an agent turn every minute
 CRON_ALIASES = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
@@ -85,6 +84,7 @@ SCHEDULE_COLUMNS = ", ".join(_FIELDS)
 
 def validate_cron(expression: str) -> str:
     """A standard five-field cron expression (or @daily and friends), never seconds or random."""
+    _reject_nul(expression, "cron")
     expression = " ".join(expression.split())
     fields = expression.split(" ")
     ok = 0 < len(expression) <= MAX_CRON and (
@@ -108,6 +108,7 @@ def _known_timezones() -> frozenset[str]:
 
 
 def validate_timezone(name: str) -> str:
+    _reject_nul(name, "timezone")
     name = name.strip()
     if name not in _known_timezones():
         raise BadInput(
@@ -118,21 +119,60 @@ def validate_timezone(name: str) -> str:
 
 def next_run_after(cron: str, timezone: str, moment: datetime) -> datetime:
     """The first slot strictly after `moment`, computed in the schedule's time zone, in UTC."""
-    local = moment.astimezone(ZoneInfo(timezone))
     try:
-        found = croniter(cron, local).get_next(datetime)
+        return _step(cron, timezone, moment, forward=True)
     except (CroniterBadDateError, CroniterBadCronError):
         raise BadInput("cron never matches a date", field="cron") from None
-    return found.astimezone(UTC)
 
 
 def latest_slot_before(cron: str, timezone: str, moment: datetime) -> datetime:
     """The last slot strictly before `moment` (pass the next slot: the latest one that is due)."""
-    found = croniter(cron, moment.astimezone(ZoneInfo(timezone))).get_prev(datetime)
-    return found.astimezone(UTC)
+    slot = _step(cron, timezone, moment, forward=False)
+    # Next to a clock change croniter's backward step can skip a slot (half-hour zones): walk
+    # forward, the direction slots are defined in, to the last one before `moment`.
+    for _ in range(MAX_REPEATED_SLOTS):
+        following = _step(cron, timezone, slot, forward=True)
+        if following >= moment:
+            break
+        slot = following
+    return slot
+
+
+MAX_REPEATED_SLOTS = 24 * 60  # more than any repeated (fall-back) stretch can hold
+
+
+def _step(cron: str, timezone: str, moment: datetime, *, forward: bool) -> datetime:
+    """croniter's next or previous slot, leaving out the second occurrence of a wall time.
+
+    When clocks fall back, an hour of wall times occurs twice; croniter yields both, and a slot
+    at 02:30 would run twice that night. A wall time runs once, at its first occurrence. A wall
+    time that does not exist (clocks go forward) is croniter's: the first time after the gap.
+    """
+    zone = ZoneInfo(timezone)
+    found = moment
+    iterator = croniter(cron, moment.astimezone(zone))
+    for _ in range(MAX_REPEATED_SLOTS):
+        found = iterator.get_next(datetime) if forward else iterator.get_prev(datetime)
+        found = found.astimezone(UTC)
+        if not _is_repeat(found, zone):
+            break
+    return found
+
+
+def _is_repeat(moment: datetime, zone: ZoneInfo) -> bool:
+    """Whether the local wall time at `moment` already happened an hour (or so) earlier."""
+    local = moment.astimezone(zone)  # zoneinfo sets fold=1 on the second occurrence only
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+def _reject_nul(value: str, field: str) -> None:
+    """PostgreSQL text cannot hold NUL: say so instead of failing in the database."""
+    if "\x00" in value:
+        raise BadInput(f"{field} must not contain NUL characters", field=field)
 
 
 def _validate_name(name: str) -> str:
+    _reject_nul(name, "name")
     name = name.strip()
     if not 1 <= len(name) <= MAX_NAME:
         raise BadInput(f"name must be 1-{MAX_NAME} characters", field="name")
@@ -147,6 +187,7 @@ def _validate_prompt(prompt: str) -> str:
 
 
 def _validate_agent_name(agent_name: str) -> str:
+    _reject_nul(agent_name, "agentName")
     agent_name = agent_name.strip()
     if not 1 <= len(agent_name) <= sessions.MAX_AGENT_NAME:
         raise BadInput(
@@ -171,13 +212,16 @@ class ScheduleSpec:
 
 
 async def create_schedule(
-    db: Executor,
+    pool: asyncpg.Pool,
     owner: uuid.UUID,
     spec: ScheduleSpec,
     *,
     default_agent_name: str = "assistant",
     now: datetime | None = None,
+    limit: int = MAX_SCHEDULES_PER_PERSON,
 ) -> ScheduleRow:
+    """Store a new schedule. A person has at most `limit` schedules: the count and the insert
+    run under a lock on the person, so concurrent creates cannot pass the cap together."""
     if spec.name is None or spec.prompt is None or spec.cron is None:
         raise BadInput("name, prompt and cron are required")
     name, prompt = _validate_name(spec.name), _validate_prompt(spec.prompt)
@@ -186,22 +230,32 @@ async def create_schedule(
     agent_name = _validate_agent_name(spec.agent_name or default_agent_name)
     enabled = True if spec.enabled is None else spec.enabled
     next_run = next_run_after(cron, timezone, now or datetime.now(UTC))  # validates it ever runs
-    record = await db.fetchrow(
-        f"""
-        INSERT INTO schedules (user_id, name, prompt, cron, timezone, agent_name, enabled,
-                               next_run_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-        RETURNING {SCHEDULE_COLUMNS}
-        """,
-        owner,
-        name,
-        prompt,
-        cron,
-        timezone,
-        agent_name,
-        enabled,
-        next_run if enabled else None,
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"schedules-of:{owner}"
+        )
+        count = await conn.fetchval("SELECT count(*) FROM schedules WHERE user_id = $1", owner)
+        if count >= limit:
+            raise BadInput(
+                f"you already have {limit} schedules, the most a person can have; "
+                "delete one to create another"
+            )
+        record = await conn.fetchrow(
+            f"""
+            INSERT INTO schedules (user_id, name, prompt, cron, timezone, agent_name, enabled,
+                                   next_run_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            RETURNING {SCHEDULE_COLUMNS}
+            """,
+            owner,
+            name,
+            prompt,
+            cron,
+            timezone,
+            agent_name,
+            enabled,
+            next_run if enabled else None,
+        )
     return ScheduleRow.from_record(record)
 
 
@@ -369,58 +423,3 @@ async def enqueue_run(arq: Any, queue_name: str, schedule_id: uuid.UUID, slot: d
         _queue_name=queue_name,
     )
     return job is not None
-
-
-async def claim_due(
-    pool: asyncpg.Pool,
-    enqueue: Callable[[DueSlot], Awaitable[object]],
-    *,
-    now: datetime | None = None,
-    batch: int = 200,
-) -> list[DueSlot]:
-    """Claim every enabled schedule whose next run is due, one slot each, and advance it.
-
-    Each schedule yields the LATEST due slot only: a worker that was down across several slots
-    runs the missed ones as one catch-up run. Rows are locked with SKIP LOCKED, so concurrent
-    claimers split the work; the slot is enqueued before the advance commits, so a queue
-    failure leaves the schedule due for the next claim instead of losing the slot.
-    """
-    now = now or datetime.now(UTC)
-    claimed: list[DueSlot] = []
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, cron, timezone FROM schedules WHERE enabled AND next_run_at <= $1 "
-                "ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                now,
-                batch,
-            )
-            ids, next_runs, broken = [], [], []
-            for row in rows:
-                try:
-                    next_run = next_run_after(row["cron"], row["timezone"], now)
-                    slot = latest_slot_before(row["cron"], row["timezone"], next_run)
-                except Exception:
-                    log.exception("schedule %s: cannot compute its slots; disabling it", row["id"])
-                    broken.append(row["id"])
-                    continue
-                due = DueSlot(row["id"], slot)
-                await enqueue(due)
-                claimed.append(due)
-                ids.append(row["id"])
-                next_runs.append(next_run)
-            await conn.execute(
-                "UPDATE schedules s SET next_run_at = u.next_run_at FROM "
-                "unnest($1::uuid[], $2::timestamptz[]) AS u(id, next_run_at) WHERE s.id = u.id",
-                ids,
-                next_runs,
-            )
-            if broken:
-                await conn.execute(
-                    "UPDATE schedules SET enabled = false, next_run_at = NULL, "
-                    "last_outcome = 'failed', last_error = 'the cron expression cannot be "
-                    "evaluated; edit the schedule' WHERE id = ANY($1::uuid[])",
-                    broken,
-                )
-        if len(rows) < batch:
-            return claimed

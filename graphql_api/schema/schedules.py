@@ -11,7 +11,7 @@ import strawberry
 from arq.connections import ArqRedis
 from strawberry import relay
 
-from ..core import schedules
+from ..core import schedule_runs, schedules
 from ..core.errors import BadInput, DomainError, NotFound
 from ..core.models import parse_uuid
 from ..core.schedules import ScheduleKey, ScheduleRow, ScheduleSpec
@@ -139,7 +139,7 @@ class RunScheduleNowPayload:
     slot: datetime = strawberry.field(description="The run's slot: now, to the second.")
     session_id: str = strawberry.field(description="The session the run creates.")
     queued: bool = strawberry.field(
-        description="False if this slot was queued already (the same second)."
+        description="False if a run of this same second already ran: it is not run twice."
     )
 
 
@@ -210,23 +210,28 @@ class ScheduleMutation:
             raise NotFound("no such schedule")
         return DeleteSchedulePayload(deleted_id=strawberry.ID(str(id)))
 
-    @strawberry.mutation(description="Queue one run of the schedule now, enabled or not.")
+    @strawberry.mutation(
+        description="Queue one run of the schedule now, enabled or not. Refused (BAD_USER_INPUT)"
+        " while the schedule has a run queued or running."
+    )
     async def run_schedule_now(self, info: Info, id: relay.GlobalID) -> RunScheduleNowPayload:
         viewer = info.context.require_viewer()
-        row = await schedules.get_schedule(
-            info.context.pool, viewer.user_id, _require_schedule_uuid(id)
+        schedule_id = _require_schedule_uuid(id)
+        arq, queue = _arq(info), info.context.settings.worker_queue
+
+        async def enqueue(due: schedules.DueSlot) -> None:
+            await schedules.enqueue_run(arq, queue, due.schedule_id, due.slot)
+
+        run = await schedule_runs.queue_run_now(
+            info.context.pool, viewer.user_id, schedule_id, enqueue
         )
-        if row is None:
+        if run is None:
             raise NotFound("no such schedule")
-        slot = datetime.now(UTC).replace(microsecond=0)
-        queued = await schedules.enqueue_run(
-            _arq(info), info.context.settings.worker_queue, row.id, slot
-        )
         return RunScheduleNowPayload(
-            schedule=Schedule.from_row(row),
-            slot=slot,
-            session_id=schedules.slot_session_id(row.id, slot),
-            queued=queued,
+            schedule=Schedule.from_row(run.schedule),
+            slot=run.slot,
+            session_id=schedules.slot_session_id(run.schedule.id, run.slot),
+            queued=run.queued,
         )
 
 
@@ -283,11 +288,12 @@ def _read_run_cursor(cursor: str, argument: str = "after") -> datetime:
 
 
 def _aware(text: str) -> datetime | None:
+    """A timezone-aware moment in PostgreSQL's range, or None."""
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):  # 0001-01-01T00:00+14:00 parses, then overflows
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 class BadCursor(BadInput):

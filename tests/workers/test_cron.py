@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
 from graphql_api.core.errors import BadInput
 from graphql_api.core.schedules import (
@@ -53,7 +56,8 @@ def test_the_latest_due_slot_is_the_one_before_the_next() -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["0 9 * * *", "*/5 * * * *", "0 9 * * MON-FRI", "0 0 1 JAN,JUL *", "@daily"]
+    "expression",
+    ["0 9 * * *", "* * * * *", "*/5 * * * *", "0 9 * * MON-FRI", "0 0 1 JAN,JUL *", "@daily"],
 )
 def test_standard_cron_expressions_are_accepted(expression: str) -> None:
     assert validate_cron(f"  {expression} ") == expression
@@ -89,3 +93,113 @@ def test_slot_names_are_valid_session_and_job_ids() -> None:
 
 def test_aliases_are_stored_in_lower_case() -> None:
     assert validate_cron("@DAILY") == "@daily"
+
+
+# --- daylight saving time: every wall time the expression names runs once ------------------
+
+
+def _slots(cron: str, timezone: str, start: datetime, end: datetime) -> list[datetime]:
+    found, moment = [], start
+    while (moment := next_run_after(cron, timezone, moment)) <= end:
+        found.append(moment)
+    return found
+
+
+def test_a_wall_time_that_occurs_twice_runs_once_at_its_first_occurrence() -> None:
+    # 2025-10-26 in Berlin: 03:00 CEST becomes 02:00 CET, so 02:30 happens at 00:30Z and 01:30Z.
+    start, end = datetime(2025, 10, 25, 12, tzinfo=UTC), datetime(2025, 10, 27, 12, tzinfo=UTC)
+    assert _slots("30 2 * * *", "Europe/Berlin", start, end) == [
+        datetime(2025, 10, 26, 0, 30, tzinfo=UTC),  # 02:30 CEST
+        datetime(2025, 10, 27, 1, 30, tzinfo=UTC),  # 02:30 CET, the next day
+    ]
+    assert next_run_after(
+        "30 2 * * *", "Europe/Berlin", datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
+    ) == datetime(2025, 10, 27, 1, 30, tzinfo=UTC)
+    # Created during the repeated hour, after 02:30 CEST passed: 02:30 CET is not a new 02:30.
+    assert next_run_after(
+        "30 2 * * *", "Europe/Berlin", datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
+    ) == datetime(2025, 10, 27, 1, 30, tzinfo=UTC)
+    # Hourly: 02:00 runs once; the repeated hour has no second run.
+    night = _slots(
+        "0 * * * *",
+        "Europe/Berlin",
+        datetime(2025, 10, 25, 22, tzinfo=UTC),
+        datetime(2025, 10, 26, 3, tzinfo=UTC),
+    )
+    assert [s.hour for s in night] == [23, 0, 2, 3]  # 01:00 CEST, 02:00 CEST, 03:00 CET, 04:00
+    # The latest due slot (the claim's) is the first occurrence as well.
+    assert latest_slot_before(
+        "30 2 * * *", "Europe/Berlin", datetime(2025, 10, 27, 1, 30, tzinfo=UTC)
+    ) == datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
+
+
+def test_a_wall_time_that_does_not_exist_runs_once_at_the_first_time_after_the_gap() -> None:
+    # 2025-03-30 in Berlin: 02:00 CET becomes 03:00 CEST; 02:30 does not exist that day.
+    start, end = datetime(2025, 3, 29, 12, tzinfo=UTC), datetime(2025, 3, 31, 12, tzinfo=UTC)
+    assert _slots("30 2 * * *", "Europe/Berlin", start, end) == [
+        datetime(2025, 3, 30, 1, 0, tzinfo=UTC),  # 03:00 CEST
+        datetime(2025, 3, 31, 0, 30, tzinfo=UTC),  # 02:30 CEST
+    ]
+    # A schedule that runs every hour has no runs in the hour that does not exist.
+    night = _slots(
+        "15,45 * * * *",
+        "Europe/Berlin",
+        datetime(2025, 3, 30, 0, 30, tzinfo=UTC),
+        datetime(2025, 3, 30, 1, 30, tzinfo=UTC),
+    )
+    assert [s.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M") for s in night] == [
+        "01:45",
+        "03:15",
+    ]
+
+
+DST_ZONES = [
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Santiago",  # clocks change at midnight
+    "Australia/Lord_Howe",  # a half-hour change
+]
+
+
+@pytest.mark.parametrize("timezone", DST_ZONES)
+@pytest.mark.parametrize("cron", ["30 2 * * *", "0 0 * * *", "30 1 * * *", "*/20 * * * *"])
+def test_around_every_clock_change_each_wall_time_runs_exactly_once(
+    timezone: str, cron: str
+) -> None:
+    """Against the definition: each matching wall time that exists runs at its first occurrence;
+    one that does not exist runs when the gap ends, unless the expression runs every hour."""
+    zone = ZoneInfo(timezone)
+    for change in _clock_changes(zone, 2025):
+        start, end = change - timedelta(hours=8), change + timedelta(hours=8)
+        expected: set[datetime] = set()
+        wall = start.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+        while wall <= end.astimezone(zone).replace(tzinfo=None):
+            if croniter.match(cron, wall):
+                real = [
+                    moment
+                    for fold in (0, 1)
+                    if (moment := wall.replace(tzinfo=zone, fold=fold).astimezone(UTC))
+                    .astimezone(zone)
+                    .replace(tzinfo=None)
+                    == wall
+                ]
+                if real:
+                    expected.add(min(real))
+                elif cron.split()[1] != "*":
+                    expected.add(change)
+            wall += timedelta(minutes=1)
+        slots = _slots(cron, timezone, start, end)
+        assert slots == sorted(m for m in expected if start < m <= end), (timezone, change)
+        for earlier, later in pairwise(slots):
+            assert latest_slot_before(cron, timezone, later) == earlier
+
+
+def _clock_changes(zone: ZoneInfo, year: int) -> list[datetime]:
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    offset, changes = moment.astimezone(zone).utcoffset(), []
+    while moment.year == year:
+        moment += timedelta(minutes=30)
+        if (now := moment.astimezone(zone).utcoffset()) != offset:
+            changes.append(moment)
+            offset = now
+    return changes

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from arq.connections import ArqRedis
 
 from graphql_api.core import messages, schedule_runs, schedules
+from graphql_api.core.agent import ChatTurn
 from graphql_api.core.models import Role
 from tests.conftest import make_person
 
@@ -146,10 +150,10 @@ async def test_claim_skips_schedules_another_claimer_holds(
     async with pool.acquire() as other, other.transaction():
         await other.execute("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE", held.id)
         async with asyncio.timeout(60):  # a guard against a hang, not a speed assertion
-            await schedules.claim_due(pool, collect)  # does not wait for the held row
+            await schedule_runs.claim_due(pool, collect)  # does not wait for the held row
         assert free.id in {d.schedule_id for d in claimed}
         assert held.id not in {d.schedule_id for d in claimed}
-    await schedules.claim_due(pool, collect)
+    await schedule_runs.claim_due(pool, collect)
     assert [d.schedule_id for d in claimed].count(held.id) == 1
     assert [d.schedule_id for d in claimed].count(free.id) == 1
 
@@ -278,3 +282,69 @@ async def test_a_deleted_schedule_runs_nothing(
     assert worker.jobs_complete == 1 and worker.jobs_failed == 0
     assert agent.calls.count(schedule.agent_name) == 0
     assert await workers.sessions_of(schedule.agent_name) == []
+
+
+@dataclass
+class DeletingAgent:
+    """The owner deletes the schedule while its turn runs; the agent still answers."""
+
+    pool: asyncpg.Pool
+    schedule_id: uuid.UUID
+    owner: uuid.UUID
+
+    async def reply(self, history: Sequence[ChatTurn], message: str, *, agent_name: str) -> str:
+        assert await schedules.delete_schedule(self.pool, self.owner, self.schedule_id)
+        return f"Done: {message}"
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_schedule_deleted_during_its_turn_finishes_the_job(
+    workers: Workers, pool: asyncpg.Pool, arq_redis: ArqRedis
+) -> None:
+    owner = make_person()
+    schedule = await workers.create(owner.user_id, prompt="Tidy the inbox")
+    slot = datetime.now(UTC).replace(microsecond=0)
+    await schedules.enqueue_run(arq_redis, workers.settings.worker_queue, schedule.id, slot)
+
+    worker = await workers.burst(DeletingAgent(pool, schedule.id, owner.user_id), claim=False)
+
+    assert worker.jobs_complete == 1 and worker.jobs_failed == 0
+    assert await schedules.get_schedule(pool, owner.user_id, schedule.id) is None
+    assert await workers.runs(schedule.id) == []
+    [session] = await workers.sessions_of(schedule.agent_name)  # the run's session remains
+    assert session["is_active"] is False
+    assert await workers.messages_of(session["session_id"]) == [
+        ("human", "Tidy the inbox"),
+        ("ai", "Done: Tidy the inbox"),
+    ]
+    # Closing the run of a deleted schedule is a no-op, like beginning one.
+    for outcome in schedules.Outcome:
+        assert not await schedule_runs.finish_run(pool, schedule.id, slot, outcome, "late")
+
+
+async def test_the_repeated_hour_of_a_clock_change_runs_a_daily_slot_once(
+    workers: Workers, pool: asyncpg.Pool
+) -> None:
+    """Berlin, 2025-10-26: 02:30 happens at 00:30Z (summer time) and again at 01:30Z."""
+    owner = make_person()
+    schedule = await workers.create(owner.user_id, cron="30 2 * * *", timezone="Europe/Berlin")
+    first = datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
+    await pool.execute("UPDATE schedules SET next_run_at = $2 WHERE id = $1", schedule.id, first)
+    claimed: list[schedules.DueSlot] = []
+
+    async def collect(due: schedules.DueSlot) -> None:
+        claimed.append(due)
+
+    try:
+        now = first - timedelta(minutes=1)
+        while now <= datetime(2025, 10, 26, 2, 0, tzinfo=UTC):  # a claim every minute
+            await schedule_runs.claim_due(pool, collect, now=now)
+            now += timedelta(minutes=1)
+        assert [d.slot for d in claimed if d.schedule_id == schedule.id] == [first]
+        after = await schedules.get_schedule(pool, owner.user_id, schedule.id)
+        assert after is not None
+        assert after.next_run_at == datetime(2025, 10, 27, 1, 30, tzinfo=UTC)  # 02:30 CET
+    finally:  # its claimed slot was never queued: leave no open run behind
+        await schedules.delete_schedule(pool, owner.user_id, schedule.id)

@@ -145,7 +145,7 @@ async def test_the_periodic_claim_is_an_index_scan(
         claimed.append(due)
 
     with statement_log.counting() as seen:
-        await schedules.claim_due(pool, collect)
+        await schedule_runs.claim_due(pool, collect)
         await schedule_runs.stalled_runs(pool)
     selects = [(sql, args) for sql, args in seen if sql.lstrip().startswith("SELECT")]
     assert len(selects) == 2

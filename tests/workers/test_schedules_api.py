@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 
@@ -114,6 +115,34 @@ async def test_invalid_input_is_rejected_naming_the_field(
     )
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "a\u0000"),
+        ("prompt", "say \u0000 hi"),
+        ("agentName", "\u0000agent"),
+        ("cron", "0 9 * * *\u0000"),
+        ("timezone", "UTC\u0000"),
+    ],
+)
+async def test_nul_characters_are_rejected_naming_the_field(
+    schedules_api: GraphQLClient, schedule_ids: ScheduleIds, field: str, value: str
+) -> None:
+    """PostgreSQL text cannot hold NUL: a clear BAD_USER_INPUT, not a masked server error."""
+    owner = make_person()
+    spec = {"name": "x", "prompt": "y", "cron": "0 9 * * *", field: value}
+    created = await schedules_api(CREATE, {"input": spec}, token=owner.token)
+    schedule = await _create(schedules_api, owner.token, schedule_ids)
+    updated = await schedules_api(
+        UPDATE, {"input": {"id": schedule["id"], field: value}}, token=owner.token
+    )
+    for result in (created, updated):
+        assert result.codes == ["BAD_USER_INPUT"]
+        assert result.errors is not None
+        assert result.errors[0]["extensions"]["field"] == field
+        assert result.errors[0]["message"] == f"{field} must not contain NUL characters"
+
+
 async def test_update_rejects_invalid_cron_and_time_zone(
     schedules_api: GraphQLClient, schedule_ids: ScheduleIds
 ) -> None:
@@ -182,7 +211,16 @@ async def test_schedules_are_listed_newest_first_with_cursors(
         "hasPreviousPage": True,
         "endCursor": rest["edges"][0]["cursor"],
     }
-    for bad in [{"first": 0}, {"first": 101}, {"after": "not-a-cursor"}, {"after": "czE6eHx5"}]:
+    out_of_range = base64.urlsafe_b64encode(
+        f"c1:0001-01-01T00:00:00+14:00|{uuid.uuid4()}".encode()
+    ).decode()
+    for bad in [
+        {"first": 0},
+        {"first": 101},
+        {"after": "not-a-cursor"},
+        {"after": "czE6eHx5"},
+        {"after": out_of_range},
+    ]:
         result = await schedules_api(LIST, bad, token=owner.token)
         assert result.codes == ["BAD_USER_INPUT"], bad
     assert (await schedules_api(LIST, {})).codes == ["UNAUTHENTICATED"]
