@@ -16,7 +16,7 @@ from ..core.errors import BadInput, DomainError, NotFound
 from ..core.models import parse_uuid
 from ..core.schedules import ScheduleKey, ScheduleRow, ScheduleSpec
 from .cursors import decode_cursor, encode_cursor, page_info, page_size
-from .types import ChatSession, ChatSessionConnection, Info
+from .types import ChatSession, ChatSessionConnection, Info, resolve_owned_nodes
 
 
 @strawberry.enum
@@ -83,12 +83,9 @@ class Schedule(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Schedule | None]:
-        viewer = info.context.require_viewer()
-        ids = [parse_uuid(node_id) for node_id in node_ids]
-        rows = await schedules.get_schedules_by_ids(
-            info.context.pool, viewer.user_id, [i for i in ids if i is not None]
+        return await resolve_owned_nodes(
+            info, node_ids, schedules.get_schedules_by_ids, cls.from_row
         )
-        return [cls.from_row(rows[i]) if i in rows else None for i in ids]
 
 
 @strawberry.type

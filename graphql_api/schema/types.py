@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 import strawberry
 from strawberry import relay
 
@@ -93,6 +95,25 @@ async def load_message_page(
     return ChatMessageConnection.from_page(rows, limit=limit, before=before_id)
 
 
+RowT = TypeVar("RowT")
+NodeT = TypeVar("NodeT")
+
+
+async def resolve_owned_nodes(
+    info: Info,
+    node_ids: Iterable[str],
+    fetch_by_ids: Callable[
+        [asyncpg.Pool, uuid.UUID, list[uuid.UUID]], Awaitable[dict[uuid.UUID, RowT]]
+    ],
+    from_row: Callable[[RowT], NodeT],
+) -> list[NodeT | None]:
+    """Nodes by uuid ids, in order; None for an id the viewer does not own or that is malformed."""
+    viewer = info.context.require_viewer()
+    ids = [parse_uuid(node_id) for node_id in node_ids]
+    rows = await fetch_by_ids(info.context.pool, viewer.user_id, [i for i in ids if i is not None])
+    return [from_row(rows[i]) if i is not None and i in rows else None for i in ids]
+
+
 @strawberry.type
 class ChatSession(relay.Node):
     id: relay.NodeID[str]
@@ -136,12 +157,7 @@ class ChatSession(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ChatSession | None]:
-        viewer = info.context.require_viewer()
-        ids = [parse_uuid(node_id) for node_id in node_ids]
-        rows = await sessions.get_sessions_by_ids(
-            info.context.pool, viewer.user_id, [i for i in ids if i is not None]
-        )
-        return [cls.from_row(rows[i]) if i in rows else None for i in ids]
+        return await resolve_owned_nodes(info, node_ids, sessions.get_sessions_by_ids, cls.from_row)
 
 
 @strawberry.type
