@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -24,6 +26,7 @@ from bots.webhook import telegram_lifespan, telegram_routes
 from .core.agent import Agent, build_agent
 from .core.db import create_pool
 from .core.settings import Settings, shipped_path
+from .limits import LimitRequestBody
 from .schema import build_schema
 from .schema.context import Context, Loaders, authenticate
 
@@ -86,6 +89,14 @@ class GraphQLApp(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson refuses invalid UTF-8, lone surrogates and nesting past 1024 levels; a body
+        that is JSON but not an object (null, 5, "x") is refused here. All answer 400."""
+        parsed = orjson.loads(data)
+        if not isinstance(parsed, dict | list):
+            raise json.JSONDecodeError("a GraphQL request is a JSON object", "", 0)
+        return parsed
+
 
 async def healthz(request: Request) -> Response:
     resources: Resources = request.app.state.resources
@@ -129,4 +140,4 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Starle
     routes.extend(telegram_routes(settings, current))  # POST /telegram/webhook when enabled
     if Path(WEB_DIR).is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LimitRequestBody)])

@@ -16,7 +16,7 @@ from .tokens import Viewer
 
 Executor = asyncpg.Pool | asyncpg.Connection
 
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")  # fullmatch
 # Ids the service mints for Telegram chats and schedule slots. A person may not take one for a
 # web session: it would be theirs first, and the channel's own upsert would then be refused.
 SERVICE_ID_PREFIXES = ("tg-", "sched:")
@@ -33,7 +33,7 @@ class SessionUpsert:
 
 
 def validate_session_id(session_id: str) -> str:
-    if not SESSION_ID_PATTERN.match(session_id):
+    if not SESSION_ID_PATTERN.fullmatch(session_id):
         raise BadInput(
             "sessionId must be 1-128 characters: letters, digits and . _ : @ -", field="sessionId"
         )
@@ -122,6 +122,8 @@ def _validate_agent_name(agent_name: str | None) -> str | None:
 
 async def get_session(db: Executor, user_id: uuid.UUID, session_id: str) -> SessionRow | None:
     """The person's session, or None: another person's session looks exactly like a missing one."""
+    if not SESSION_ID_PATTERN.fullmatch(session_id):
+        return None  # no session can have this id (legacy ids are uuids, which match)
     record = await db.fetchrow(
         f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE session_id = $1 AND user_id = $2",
         session_id,

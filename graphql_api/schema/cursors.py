@@ -79,6 +79,6 @@ def message_cursor(message_id: int) -> str:
 
 def read_message_cursor(cursor: str, argument: str = "before") -> int:
     body = decode_cursor(cursor, "m1", argument)
-    if not body.isdigit() or len(body) > 19 or int(body) > 2**63 - 1:
+    if not (body.isascii() and body.isdigit()) or len(body) > 19 or int(body) > 2**63 - 1:
         raise BadInput(f"{argument} is not a valid cursor", field=argument)
     return int(body)

@@ -32,8 +32,9 @@ class ErrorCodes(MaskErrors):
             return self._copy(error, original.message, extensions)
         if isinstance(original, GlobalIDValueError):
             return self._copy(error, "id is not a valid global id", {"code": "BAD_USER_INPUT"})
-        if original is None:
-            # Parse, validation and variable errors: the document itself is at fault.
+        if original is None or error.path is None:
+            # Parse, validation and variable-coercion errors come before any resolver runs
+            # (no path): the request itself is at fault, and graphql-core's message says how.
             return self._copy(error, error.message, {"code": "BAD_USER_INPUT"})
         log.error("unexpected error in %s", error.path, exc_info=original)
         return self._copy(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})

@@ -27,7 +27,7 @@ async def _own_session(info: Info, session_id: str) -> SessionRow:
     viewer = info.context.require_viewer()
     row = await sessions.get_session(info.context.pool, viewer.user_id, session_id)
     if row is None:
-        raise NotFound(f"no session {session_id}")
+        raise NotFound("no such session")
     return row
 
 
@@ -43,7 +43,10 @@ def _first_message_session_id(user_id: uuid.UUID, key: str | None) -> str | None
 class SessionQuery:
     @strawberry.field(description="Any of the viewer's objects by its global id; null if none.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
-        return await id.resolve_node(info, required=False)
+        try:
+            return await id.resolve_node(info, required=False)
+        except NotImplementedError:  # a type name like "Node" that has no nodes of its own
+            return None
 
     @strawberry.field(description="The viewer's sessions, newest activity first.")
     async def sessions(

@@ -63,7 +63,7 @@ class ChatMessage(relay.Node):
         found: list[ChatMessage | None] = []
         for node_id in node_ids:
             row = None
-            if node_id.isdigit() and len(node_id) <= 18:
+            if node_id.isascii() and node_id.isdigit() and len(node_id) <= 18:
                 row = await messages.get_message(info.context.pool, viewer.user_id, int(node_id))
             found.append(cls.from_row(row) if row else None)
         return found
