@@ -16,16 +16,13 @@ import asyncpg
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from . import messages, sessions
+from .cron import check_cron_syntax
 from .errors import BadInput
 
 Executor = asyncpg.Pool | asyncpg.Connection
 
 MAX_NAME = 200
-MAX_CRON = 100
 MAX_SCHEDULES_PER_PERSON = 50  # a cost cap: every schedule may run an agent turn every minute
-CRON_ALIASES = frozenset(
-    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-)
 EXECUTE_JOB = "execute_schedule_run"  # the arq function name, shared by the API and the worker
 
 
@@ -83,28 +80,24 @@ SCHEDULE_COLUMNS = ", ".join(_FIELDS)
 
 
 def validate_cron(expression: str) -> str:
-    """A standard five-field cron expression (or @daily and friends), never seconds or random."""
+    """A standard five-field cron expression (or @daily and friends): see cron.py."""
     _reject_nul(expression, "cron")
-    expression = " ".join(expression.split())
-    fields = expression.split(" ")
-    ok = 0 < len(expression) <= MAX_CRON and (
-        (len(fields) == 1 and expression.lower() in CRON_ALIASES)
-        or (
-            len(fields) == 5
-            and not any(part[:1].upper() in {"R", "H"} for f in fields for part in f.split(","))
-            and croniter.is_valid(expression)
-        )
-    )
-    if not ok:
+    expression = check_cron_syntax(expression)
+    if not croniter.is_valid(expression):  # a backstop: the syntax check is the stricter one
         raise BadInput(
             "cron must be a five-field cron expression such as '0 9 * * MON-FRI'", field="cron"
         )
-    return expression.lower() if expression.startswith("@") else expression
+    return expression
+
+
+# Names in the system's time zone database that are not places: the server's own zone, the
+# template for POSIX TZ strings, and tzdata's placeholder for machines with no zone set.
+_NOT_TIME_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 @cache
 def _known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return (frozenset(available_timezones()) - _NOT_TIME_ZONES) | {"UTC"}
 
 
 def validate_timezone(name: str) -> str:
@@ -226,8 +219,11 @@ async def create_schedule(
         raise BadInput("name, prompt and cron are required")
     name, prompt = _validate_name(spec.name), _validate_prompt(spec.prompt)
     cron = validate_cron(spec.cron)
-    timezone = validate_timezone(spec.timezone or "UTC")
-    agent_name = _validate_agent_name(spec.agent_name or default_agent_name)
+    # Absent means the default; an empty value is refused, as update refuses it.
+    timezone = validate_timezone("UTC" if spec.timezone is None else spec.timezone)
+    agent_name = _validate_agent_name(
+        default_agent_name if spec.agent_name is None else spec.agent_name
+    )
     enabled = True if spec.enabled is None else spec.enabled
     next_run = next_run_after(cron, timezone, now or datetime.now(UTC))  # validates it ever runs
     async with pool.acquire() as conn, conn.transaction():

@@ -75,23 +75,33 @@ async def create_link_code(pool: asyncpg.Pool, user_id: uuid.UUID, *, ttl_second
         raise SettingsError(f"LINK_CODE_TTL_SECONDS must be 1-{MAX_TTL_SECONDS}, not {ttl_seconds}")
     code = secrets.token_urlsafe(CODE_BYTES)
     async with pool.acquire() as conn, conn.transaction():
-        # Forget codes that expired or were used more than a day ago, and keep at most
-        # MAX_OPEN_CODES open ones (the newest), so asking repeatedly never grows the table.
+        # One code request per person at a time, or concurrent ones would each trim, then each
+        # insert, and pass the cap together. (Its own key: redeeming never waits on it.)
+        await _lock(conn, f"codes:{user_id}")
+        # Forget codes that expired or were used more than a day ago, and keep only the newest
+        # MAX_OPEN_CODES - 1 open ones, so with the new one at most MAX_OPEN_CODES are open and
+        # asking repeatedly never grows the table.
         await conn.execute(
             """
             DELETE FROM telegram_link_codes
              WHERE user_id = $1
                AND (coalesce(used_at, expires_at) < now() - interval '1 day'
-                    OR code_hash IN (SELECT code_hash FROM telegram_link_codes
-                                      WHERE user_id = $1 AND used_at IS NULL AND expires_at > now()
-                                      ORDER BY created_at DESC OFFSET $2))
+                    OR (used_at IS NULL AND expires_at > now()
+                        AND code_hash NOT IN (SELECT code_hash FROM telegram_link_codes
+                                               WHERE user_id = $1 AND used_at IS NULL
+                                                 AND expires_at > now()
+                                               ORDER BY created_at DESC, code_hash DESC
+                                               LIMIT $2)))
             """,
             user_id,
             MAX_OPEN_CODES - 1,
         )
+        # clock_timestamp(), not now() (the transaction's start, before the lock was granted):
+        # the code created last is the newest, so the next trim keeps it.
         expires_at = await conn.fetchval(
-            "INSERT INTO telegram_link_codes (code_hash, user_id, expires_at) "
-            "VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING expires_at",
+            "INSERT INTO telegram_link_codes (code_hash, user_id, created_at, expires_at) "
+            "VALUES ($1, $2, clock_timestamp(), clock_timestamp() + make_interval(secs => $3)) "
+            "RETURNING expires_at",
             hash_code(code),
             user_id,
             float(ttl_seconds),

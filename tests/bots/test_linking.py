@@ -280,3 +280,28 @@ async def test_asking_for_many_codes_keeps_only_the_newest_few(
     )
     newest = {hashlib.sha256(c.encode()).digest() for c in codes[-5:]}
     assert {bytes(r["code_hash"]) for r in kept} == newest
+
+
+async def test_concurrent_requests_for_codes_keep_at_most_five_open(
+    graphql: GraphQLClient, person: Person, pool: asyncpg.Pool
+) -> None:
+    created = await asyncio.gather(
+        *(graphql.ok(CREATE_CODE, token=person.token) for _ in range(30))
+    )
+    codes = [c["createTelegramLinkCode"]["code"] for c in created]
+    assert len(set(codes)) == 30
+    open_codes = await pool.fetch(
+        "SELECT code_hash FROM telegram_link_codes "
+        "WHERE user_id = $1 AND used_at IS NULL AND expires_at > now()",
+        person.user_id,
+    )
+    assert len(open_codes) == 5
+    # The five kept are five of the codes handed out, and one more request still keeps five.
+    handed_out = {hashlib.sha256(c.encode()).digest() for c in codes}
+    assert {bytes(r["code_hash"]) for r in open_codes} <= handed_out
+    last = (await graphql.ok(CREATE_CODE, token=person.token))["createTelegramLinkCode"]["code"]
+    kept = await pool.fetch(
+        "SELECT code_hash FROM telegram_link_codes WHERE user_id = $1", person.user_id
+    )
+    assert len(kept) == 5
+    assert hashlib.sha256(last.encode()).digest() in {bytes(r["code_hash"]) for r in kept}

@@ -72,11 +72,83 @@ def test_other_expressions_are_rejected(expression: str) -> None:
     assert caught.value.field == "cron"
 
 
-@pytest.mark.parametrize("name", ["Mars/Olympus", "", "utc+1", "../etc/localtime"])
+@pytest.mark.parametrize(
+    ("expression", "stored"),
+    [
+        ("0 0 * * 7", "0 0 * * 7"),  # 0 and 7 are both Sunday
+        ("0 9 * * mon-fri", "0 9 * * mon-fri"),
+        ("0 9 * * Sat,SUN", "0 9 * * Sat,SUN"),
+        ("0 0 1 jan-Mar,DEC *", "0 0 1 jan-Mar,DEC *"),
+        ("0-30/10 */2 1-15/2 * 1-5", "0-30/10 */2 1-15/2 * 1-5"),
+        ("59 23 31 12 6", "59 23 31 12 6"),
+        ("00 09 * * *", "00 09 * * *"),
+        ("5-5 * * * *", "5-5 * * * *"),
+        ("0 0 29 2 *", "0 0 29 2 *"),  # leap days exist
+        ("@ANNUALLY", "@annually"),
+        ("@Hourly", "@hourly"),
+        ("@midnight", "@midnight"),
+    ],
+)
+def test_the_whole_standard_syntax_is_accepted(expression: str, stored: str) -> None:
+    assert validate_cron(expression) == stored
+
+
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [
+        ("0 0 L * *", "'L'"),  # last day of the month (Quartz)
+        ("0 0 1W * *", "'1W'"),  # nearest weekday (Quartz)
+        ("0 0 * * 5#3", "'5#3'"),  # third Friday (Quartz)
+        ("0 0 * * 5L", "'5L'"),
+        ("* * ? * *", "'?'"),
+        ("1-0 * * * *", "1-0"),  # a range must not go backwards
+        ("0 0 * * FRI-MON", "FRI-MON"),
+        ("0 0 * DEC-JAN *", "DEC-JAN"),
+        ("60 * * * *", "0-59"),
+        ("* 24 * * *", "0-23"),
+        ("* * 0 * *", "1-31"),
+        ("* * 32 * *", "1-31"),
+        ("* * * 0 *", "1-12"),
+        ("* * * 13 *", "1-12"),
+        ("* * * * 8", "0-7"),
+        ("0-60 * * * *", "0-59"),
+        ("*/0 * * * *", "step"),
+        ("*/60 * * * *", "step"),
+        ("5/15 * * * *", "'5/15'"),  # a step follows * or a range: 5-59/15
+        ("* * * JAN-MON *", "'JAN-MON'"),
+        ("* * * * MON-JAN", "'MON-JAN'"),
+        ("* * MON * *", "'MON'"),  # names only in the month and weekday fields
+        ("* * * * MONDAY", "'MONDAY'"),
+        ("1,,2 * * * *", "'1,,2'"),
+        ("1, * * * *", "'1,'"),
+        ("-5 * * * *", "'-5'"),
+        ("+5 * * * *", "'+5'"),
+        ("\u0663 * * * *", "'\u0663'"),  # an Arabic-Indic digit is not a cron number
+        ("*-5 * * * *", "'*-5'"),
+        ("1-2-3 * * * *", "'1-2-3'"),
+        ("@reboot", "@reboot"),
+        ("@daily *", "five fields"),
+    ],
+)
+def test_non_standard_cron_is_rejected_saying_why(expression: str, says: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        validate_cron(expression)
+    assert caught.value.field == "cron"
+    assert says in caught.value.message, caught.value.message
+
+
+@pytest.mark.parametrize(
+    "name", ["Mars/Olympus", "", "utc+1", "../etc/localtime", "localtime", "Factory", "posixrules"]
+)
 def test_unknown_time_zones_are_rejected(name: str) -> None:
     with pytest.raises(BadInput) as caught:
         validate_timezone(name)
     assert caught.value.field == "timezone"
+
+
+@pytest.mark.parametrize("name", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"])
+def test_iana_time_zones_are_accepted(name: str) -> None:
+    assert validate_timezone(f" {name} ") == name
 
 
 def test_slot_names_are_valid_session_and_job_ids() -> None:

@@ -98,6 +98,16 @@ async def test_create_reads_cron_in_the_schedules_time_zone(
         ({"cron": ""}, "cron"),
         ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ({"timezone": "../../etc/passwd"}, "timezone"),
+        ({"timezone": ""}, "timezone"),  # absent means UTC; empty is a mistake
+        ({"timezone": "localtime"}, "timezone"),  # the server's clock, not an IANA zone
+        ({"timezone": "Factory"}, "timezone"),
+        ({"agentName": ""}, "agentName"),  # absent or null means the default; empty is not
+        ({"agentName": "   "}, "agentName"),
+        ({"cron": "0 0 L * *"}, "cron"),
+        ({"cron": "0 0 1W * *"}, "cron"),
+        ({"cron": "0 0 * * 5#3"}, "cron"),
+        ({"cron": "* * ? * *"}, "cron"),
+        ({"cron": "1-0 * * * *"}, "cron"),
         ({"name": "  "}, "name"),
         ({"prompt": ""}, "prompt"),
     ],
@@ -141,6 +151,41 @@ async def test_nul_characters_are_rejected_naming_the_field(
         assert result.errors is not None
         assert result.errors[0]["extensions"]["field"] == field
         assert result.errors[0]["message"] == f"{field} must not contain NUL characters"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timezone", ""),
+        ("timezone", "localtime"),
+        ("agentName", ""),
+        ("cron", "0 0 L * *"),
+        ("cron", "60 * * * *"),
+        ("cron", "5/15 * * * *"),
+    ],
+)
+async def test_create_and_update_refuse_the_same_values(
+    schedules_api: GraphQLClient, schedule_ids: ScheduleIds, field: str, value: str
+) -> None:
+    owner = make_person()
+    spec = {"name": "x", "prompt": "y", "cron": "0 9 * * *", field: value}
+    created = await schedules_api(CREATE, {"input": spec}, token=owner.token)
+    schedule = await _create(schedules_api, owner.token, schedule_ids)
+    updated = await schedules_api(
+        UPDATE, {"input": {"id": schedule["id"], field: value}}, token=owner.token
+    )
+    for result in (created, updated):
+        assert result.codes == ["BAD_USER_INPUT"]
+        assert result.errors is not None and result.errors[0]["extensions"]["field"] == field
+    assert created.errors[0]["message"] == updated.errors[0]["message"]
+
+
+async def test_null_agent_name_means_the_default(
+    schedules_api: GraphQLClient, schedule_ids: ScheduleIds
+) -> None:
+    owner = make_person()
+    schedule = await _create(schedules_api, owner.token, schedule_ids, agentName=None)
+    assert schedule["agentName"] == "assistant" and schedule["timezone"] == "UTC"
 
 
 async def test_update_rejects_invalid_cron_and_time_zone(
