@@ -133,29 +133,6 @@ async def test_invalid_input_is_rejected_naming_the_field(
         ("agentName", "\u0000agent"),
         ("cron", "0 9 * * *\u0000"),
         ("timezone", "UTC\u0000"),
-    ],
-)
-async def test_nul_characters_are_rejected_naming_the_field(
-    schedules_api: GraphQLClient, schedule_ids: ScheduleIds, field: str, value: str
-) -> None:
-    """PostgreSQL text cannot hold NUL: a clear BAD_USER_INPUT, not a masked server error."""
-    owner = make_person()
-    spec = {"name": "x", "prompt": "y", "cron": "0 9 * * *", field: value}
-    created = await schedules_api(CREATE, {"input": spec}, token=owner.token)
-    schedule = await _create(schedules_api, owner.token, schedule_ids)
-    updated = await schedules_api(
-        UPDATE, {"input": {"id": schedule["id"], field: value}}, token=owner.token
-    )
-    for result in (created, updated):
-        assert result.codes == ["BAD_USER_INPUT"]
-        assert result.errors is not None
-        assert result.errors[0]["extensions"]["field"] == field
-        assert result.errors[0]["message"] == f"{field} must not contain NUL characters"
-
-
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
         ("timezone", ""),
         ("timezone", "localtime"),
         ("agentName", ""),
@@ -178,6 +155,8 @@ async def test_create_and_update_refuse_the_same_values(
         assert result.codes == ["BAD_USER_INPUT"]
         assert result.errors is not None and result.errors[0]["extensions"]["field"] == field
     assert created.errors[0]["message"] == updated.errors[0]["message"]
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: said plainly, not a masked error
+        assert created.errors[0]["message"] == f"{field} must not contain NUL characters"
 
 
 async def test_null_agent_name_means_the_default(
