@@ -1,4 +1,8 @@
-"""A linked person's messages: each one is a turn in the chat's current session; /new."""
+"""A linked person's messages: each one is a turn in the chat's current session; /new.
+
+Each message is filed under the session it arrives in (telegram_links.file_message), so a
+redelivery goes there too, and once answered is not answered again.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
 from . import texts
 from .delivery import send_text, typing
+from .incoming import incoming_text
 
 
 def idempotency_key(message: Message) -> str:
@@ -37,14 +42,17 @@ async def new_session(message: Message, pool: asyncpg.Pool) -> None:
     link = await _link_of(message, pool)
     if link is None:
         return
-    await telegram_links.start_new_session(
+    started = await telegram_links.start_new_session(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
         user_id=link.user_id,
         message_id=message.message_id,
     )
+    if started.done:
+        return  # a redelivery of a /new that was done and confirmed
     await message.answer(texts.NEW_SESSION)
+    await _answered(message, pool)
 
 
 async def chat(
@@ -53,20 +61,23 @@ async def chat(
     link = await _link_of(message, pool)
     if link is None:
         return
-    session_id = await telegram_links.current_session_id(
+    filed = await telegram_links.file_message(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
         user_id=link.user_id,
         message_id=message.message_id,
     )
+    if filed.done:
+        return  # a redelivery of a message whose answer was delivered: nothing new
     session = await sessions.upsert_session(
         pool,
         Viewer(user_id=link.user_id, role=SERVICE_ROLE),
         sessions.SessionUpsert(
-            session_id=session_id,
+            session_id=filed.session_id,
             channel=Channel.TELEGRAM,
-            is_active=True,
+            # A redelivery answered in an earlier session after /new leaves it inactive.
+            is_active=True if filed.first_time else None,
             user_id=link.user_id,
         ),
         default_agent_name=settings.default_agent_name,
@@ -77,7 +88,7 @@ async def chat(
                 pool,
                 agent,
                 session,
-                message.text or "",
+                incoming_text(message) or "",
                 idempotency_key=idempotency_key(message),
                 agent_timeout=settings.agent_timeout,
             )
@@ -86,6 +97,14 @@ async def chat(
             await message.answer(texts.AGENT_FAILED)
             return
     await send_text(bot, message.chat.id, turn.reply.content)
+    await _answered(message, pool)
+
+
+async def _answered(message: Message, pool: asyncpg.Pool) -> None:
+    """Delivered: a redelivery of this update sends nothing again (until then, it re-sends)."""
+    await telegram_links.mark_answered(
+        pool, telegram_chat_id=message.chat.id, message_id=message.message_id
+    )
 
 
 async def not_text(message: Message, pool: asyncpg.Pool) -> None:
@@ -96,6 +115,6 @@ async def not_text(message: Message, pool: asyncpg.Pool) -> None:
 def build_router() -> Router:
     router = Router(name="telegram-chat")
     router.message.register(new_session, Command("new"))
-    router.message.register(chat, F.text)
+    router.message.register(chat, F.text | F.caption)  # a caption is read as text
     router.message.register(not_text)
     return router

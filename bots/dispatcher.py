@@ -15,9 +15,14 @@ from graphql_api.core.settings import Settings, SettingsError
 
 from . import chat, errors, linking
 from .delivery import RetryAfter
+from .ordering import OneChatInOrder
 
 if TYPE_CHECKING:
     from graphql_api.app import Resources
+
+# Updates handled at once (each holds a database connection now and then); more may wait,
+# each behind the earlier updates of its chat.
+ACTIVE_UPDATES = 32
 
 
 def build_bot(settings: Settings, *, session: BaseSession | None = None) -> Bot:
@@ -43,12 +48,14 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
     """Routers in order: linking commands, chat, then Telegram error handling.
 
     Handlers get `pool`, `agent` and `settings` injected from the dispatcher's workflow data.
-    Only private chats are served: a person's assistant is not a group member.
+    Only private chats are served: a person's assistant is not a group member. One chat's
+    updates are handled one at a time, in arrival order (see bots/ordering.py).
     """
     dp = Dispatcher(name="unified-sessions", disable_fsm=True)
     dp["pool"] = resources.pool
     dp["agent"] = resources.agent
     dp["settings"] = resources.settings
+    dp.update.outer_middleware(OneChatInOrder(active=ACTIVE_UPDATES))
     dp.message.filter(F.chat.type == ChatType.PRIVATE)
     dp.include_routers(linking.build_router(), chat.build_router(), errors.build_router())
     return dp

@@ -2,71 +2,84 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from aiogram import Bot
-from aiogram.exceptions import TelegramNetworkError, TelegramServerError
-from aiogram.types import BotCommand
+from aiogram import Dispatcher
+from aiogram.utils.backoff import BackoffConfig
 
 from graphql_api.core.devsecrets import with_dev_secret
 from graphql_api.core.settings import Settings, SettingsError
 
 from .dispatcher import build_bot, build_dispatcher
+from .startup import TELEGRAM_BACKOFF, prepare_polling
 
 if TYPE_CHECKING:
     from graphql_api.app import Resources
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
-    BotCommand(command="new", description="Start a new conversation"),
-    BotCommand(command="unlink", description="Disconnect this Telegram account"),
-    BotCommand(command="help", description="What I can do"),
-]
-# Updates handled at once; each holds a database connection now and then, so keep it bounded.
-CONCURRENT_UPDATES = 32
+# Update tasks at once. Most may be waiting behind their chat's earlier updates (holding nothing);
+# the dispatcher bounds the ones being handled (ACTIVE_UPDATES), so one busy chat's burst does not
+# use up the slots other chats need.
+CONCURRENT_UPDATES = 256
 
 
 async def polling_task(
-    settings: Settings, resources: Resources, *, handle_signals: bool = False
+    settings: Settings,
+    resources: Resources,
+    *,
+    handle_signals: bool = False,
+    backoff: BackoffConfig = TELEGRAM_BACKOFF,
 ) -> None:
-    """Poll Telegram for updates until cancelled, in the caller's event loop and resources."""
+    """Poll Telegram for updates until cancelled, in the caller's event loop and resources.
+
+    The Bot API being down or answering garbage (at start-up or later) is logged and retried
+    with `backoff`; only a refusal that retrying cannot change (a wrong token) stops polling.
+    """
     if settings.telegram_webhook:
         print("TELEGRAM_WEBHOOK is on: the bot gets its updates at /telegram/webhook, not polling")
         return
     bot = build_bot(settings)
     dispatcher = build_dispatcher(resources)
     try:
-        await _prepare(bot)
+        await prepare_polling(bot, backoff)
     except BaseException:
         await bot.session.close()
         raise
-    try:
-        await dispatcher.start_polling(
+    polling = asyncio.create_task(
+        dispatcher.start_polling(
             bot,
             handle_signals=handle_signals,
             close_bot_session=True,
             tasks_concurrency_limit=CONCURRENT_UPDATES,
+            backoff_config=backoff,
         )
+    )
+    try:
+        await asyncio.shield(polling)
+    except asyncio.CancelledError:
+        await _stop(dispatcher, polling)
+        raise
     except Exception:
         log.exception("the Telegram bot stopped")
         raise
 
 
-async def _prepare(bot: Bot) -> None:
-    """Polling and a webhook exclude each other: a webhook left set would make polling fail.
-
-    Also sets the command menu. Telegram being unreachable is not fatal here: polling retries.
-    """
+async def _stop(dispatcher: Dispatcher, polling: asyncio.Task[None]) -> None:
+    """Stop polling through `stop_polling`: cancelling `start_polling` itself would leave its
+    getUpdates loop running (it waits on that task with asyncio.wait, which cancels nothing)."""
     try:
-        info = await bot.get_webhook_info()
-        if info.url:
-            log.warning("removing the bot's webhook (%s) to poll for updates instead", info.url)
-            await bot.delete_webhook(drop_pending_updates=False)
-        await bot.set_my_commands(COMMANDS)
-    except (TelegramNetworkError, TelegramServerError) as exc:
-        log.warning("Telegram is not reachable yet (%s); polling will keep trying", exc)
+        await dispatcher.stop_polling()
+    except RuntimeError:  # "Polling is not started": nothing runs yet, so a cancel is clean
+        polling.cancel()
+    try:
+        await polling
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("the Telegram bot failed while stopping")
 
 
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:

@@ -7,6 +7,7 @@ TELEGRAM_WEBHOOK_SECRET. The bot and dispatcher are created at startup and kept 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
+from aiogram.utils.backoff import BackoffConfig
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from graphql_api.core.settings import Settings, SettingsError
 
 from .dispatcher import build_bot, build_dispatcher
+from .startup import TELEGRAM_BACKOFF, check_webhook
 
 if TYPE_CHECKING:
     from graphql_api.app import Resources
@@ -92,15 +95,25 @@ def telegram_routes(settings: Settings, current: Callable[[], Resources]) -> lis
 
 
 @contextlib.asynccontextmanager
-async def telegram_lifespan(settings: Settings, resources: Resources) -> AsyncIterator[None]:
-    """Create the webhook's bot and dispatcher at startup; close the bot's session at shutdown."""
+async def telegram_lifespan(
+    settings: Settings, resources: Resources, *, backoff: BackoffConfig = TELEGRAM_BACKOFF
+) -> AsyncIterator[None]:
+    """Create the webhook's bot and dispatcher at startup; close the bot's session at shutdown.
+
+    The Bot API start-up check (command menu, webhook set?) runs in the background, retried with
+    `backoff`: the API starts and serves whatever the Bot API answers meanwhile.
+    """
     if webhook_secret(settings) is None:
         yield
         return
     bot = build_bot(settings)
     resources.extras[EXTRAS_KEY] = WebhookRuntime(bot, build_dispatcher(resources))
+    check = asyncio.create_task(check_webhook(bot, backoff), name="telegram-webhook-check")
     try:
         yield
     finally:
+        check.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await check
         resources.extras.pop(EXTRAS_KEY, None)
         await bot.session.close()

@@ -1,4 +1,5 @@
-"""Telegram accounts linked to people by one-time codes, and each chat's current session."""
+"""Telegram accounts linked to people by one-time codes, each chat's current session, and the
+session each Telegram message was filed under."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import asyncpg
@@ -266,6 +267,100 @@ async def current_session_id(
     return inserted or await db.fetchval(select, telegram_chat_id, user_id)
 
 
+@dataclass(frozen=True, slots=True)
+class HandledMessage:
+    """What a Telegram message is filed under: the session it belongs to, whether this is the
+    first time it is seen (False: Telegram redelivered it), and whether nothing is left to do
+    (its answer was delivered, or it was another person's: sent before the account was
+    unlinked and linked to someone else)."""
+
+    session_id: str
+    first_time: bool
+    done: bool
+
+
+# Telegram keeps an update it could not deliver for 24 hours; its record is kept a while longer.
+KEEP_HANDLED = timedelta(days=7)
+
+
+async def _handled(
+    conn: asyncpg.Connection, telegram_chat_id: int, message_id: int, user_id: uuid.UUID
+) -> HandledMessage | None:
+    record = await conn.fetchrow(
+        "SELECT session_id, answered_at IS NOT NULL OR user_id <> $3 AS done "
+        "FROM telegram_messages WHERE telegram_chat_id = $1 AND message_id = $2",
+        telegram_chat_id,
+        message_id,
+        user_id,
+    )
+    if record is None:
+        return None
+    return HandledMessage(record["session_id"], first_time=False, done=record["done"])
+
+
+async def _record(
+    conn: asyncpg.Connection,
+    telegram_chat_id: int,
+    message_id: int,
+    user_id: uuid.UUID,
+    session_id: str,
+) -> bool:
+    """File the message under the session; False if it was filed already (a concurrent copy)."""
+    await conn.execute(
+        "DELETE FROM telegram_messages "
+        "WHERE telegram_chat_id = $1 AND received_at < now() - $2::interval",
+        telegram_chat_id,
+        KEEP_HANDLED,
+    )
+    inserted = await conn.fetchval(
+        "INSERT INTO telegram_messages (telegram_chat_id, message_id, user_id, session_id) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        telegram_chat_id,
+        message_id,
+        user_id,
+        session_id,
+    )
+    return bool(inserted)
+
+
+async def file_message(
+    pool: asyncpg.Pool,
+    *,
+    telegram_chat_id: int,
+    telegram_user_id: int,
+    user_id: uuid.UUID,
+    message_id: int,
+) -> HandledMessage:
+    """The session a message belongs to: the chat's current one when it is first seen, and the
+    same one on every redelivery, whatever /new did in between."""
+    async with pool.acquire() as conn:
+        seen = await _handled(conn, telegram_chat_id, message_id, user_id)
+        if seen is not None:
+            return seen
+        session_id = await current_session_id(
+            conn,
+            telegram_chat_id=telegram_chat_id,
+            telegram_user_id=telegram_user_id,
+            user_id=user_id,
+            message_id=message_id,
+        )
+        if await _record(conn, telegram_chat_id, message_id, user_id, session_id):
+            return HandledMessage(session_id, first_time=True, done=False)
+        seen = await _handled(conn, telegram_chat_id, message_id, user_id)
+        assert seen is not None  # filed by a concurrent copy, committed before our insert saw it
+        return seen
+
+
+async def mark_answered(db: Executor, *, telegram_chat_id: int, message_id: int) -> None:
+    """The message's answer was delivered: a redelivery of it sends nothing again."""
+    await db.execute(
+        "UPDATE telegram_messages SET answered_at = now() "
+        "WHERE telegram_chat_id = $1 AND message_id = $2",
+        telegram_chat_id,
+        message_id,
+    )
+
+
 async def start_new_session(
     pool: asyncpg.Pool,
     *,
@@ -273,10 +368,11 @@ async def start_new_session(
     telegram_user_id: int,
     user_id: uuid.UUID,
     message_id: int,
-) -> tuple[str, str | None]:
-    """Point the chat at a fresh session (named after the /new message); return (new, previous).
+) -> HandledMessage:
+    """Point the chat at a fresh session (named after the /new message).
 
-    The previous session stays in the registry, marked inactive.
+    The previous session stays in the registry, marked inactive. A redelivered /new changes
+    nothing, even after later messages or another /new.
     """
     new_id = session_id_for(telegram_chat_id, message_id)
     async with pool.acquire() as conn, conn.transaction():
@@ -286,6 +382,10 @@ async def start_new_session(
             telegram_chat_id,
             user_id,
         )
+        if not await _record(conn, telegram_chat_id, message_id, user_id, new_id):
+            seen = await _handled(conn, telegram_chat_id, message_id, user_id)
+            assert seen is not None
+            return seen
         await conn.execute(
             """
             INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id)
@@ -301,4 +401,4 @@ async def start_new_session(
         )
         if previous is not None and previous != new_id:
             await sessions.set_active(conn, previous, False)
-    return new_id, (previous if previous != new_id else None)
+    return HandledMessage(new_id, first_time=True, done=False)

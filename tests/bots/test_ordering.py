@@ -1,0 +1,214 @@
+"""One chat's messages are stored, answered and delivered in Telegram's order, however many arrive
+at once: by long polling (one getUpdates batch) and by the webhook (concurrent requests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from starlette.datastructures import Secret
+
+from bots.main import polling_task
+from bots.webhook import SECRET_HEADER, WEBHOOK_PATH
+from graphql_api.app import Resources, create_app
+from graphql_api.core.agent import ChatTurn, EchoAgent
+from graphql_api.core.settings import Settings
+from tests.conftest import GraphQLClient, Person, make_person, running_server
+
+from .conftest import BotHarness, FakeTelegram, TelegramUser, bot_settings, history, link
+
+ROUNDS = 5
+BURST = 5
+SECRET = "ordering-secret-0123456789abcdef"
+
+
+class SlowEcho(EchoAgent):
+    """The echo agent, taking a varying moment to answer, as a real model does: a turn that
+    started late but answers fast would overtake an earlier one."""
+
+    async def reply(self, history: Sequence[ChatTurn], message: str, *, agent_name: str) -> str:
+        await asyncio.sleep(random.uniform(0.002, 0.03))
+        return await super().reply(history, message, agent_name=agent_name)
+
+
+async def session_of(pool: asyncpg.Pool, user: TelegramUser) -> str:
+    session_id = await pool.fetchval(
+        "SELECT session_id FROM telegram_chats WHERE telegram_chat_id = $1", user.chat_id
+    )
+    assert session_id is not None
+    return session_id
+
+
+def expected_turns(texts: list[str], agent_name: str) -> list[tuple[str, str]]:
+    """Each message followed by its answer; the echo agent counts the messages before it."""
+    turns: list[tuple[str, str]] = []
+    for number, text in enumerate(texts, start=1):
+        turns.append(("human", text))
+        turns.append(("ai", f"[{agent_name}] You said: {text} (message {number} in this session)"))
+    return turns
+
+
+async def assert_in_order(
+    pool: asyncpg.Pool, user: TelegramUser, sent: list[str], delivered: list[str], agent_name: str
+) -> None:
+    expected = expected_turns(sent, agent_name)
+    assert await history(pool, await session_of(pool, user)) == expected
+    assert delivered == [content for kind, content in expected if kind == "ai"]
+
+
+async def test_a_polled_burst_from_one_chat_is_handled_in_order(
+    settings: Settings,
+    resources: Resources,
+    fake_bot_api: tuple[FakeTelegram, str],
+    tg: BotHarness,
+    graphql: GraphQLClient,
+    person: Person,
+    pool: asyncpg.Pool,
+) -> None:
+    fake, api_url = fake_bot_api
+    user = TelegramUser()
+    await link(tg, graphql, user, person)
+    polling = asyncio.create_task(
+        polling_task(
+            bot_settings(settings, telegram_api_base=api_url), replace(resources, agent=SlowEcho())
+        )
+    )
+    sent: list[str] = []
+    try:
+        for round_ in range(ROUNDS):
+            # Queued together, so they come back in one getUpdates answer, in update_id order.
+            burst = [f"round {round_}, message {i}" for i in range(BURST)]
+            for text in burst:
+                fake.queue_update(user.update(text))
+            sent += burst
+            await fake.wait_until(lambda n=len(sent): len(fake.texts_to(user.chat_id)) == n)
+    finally:
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+
+    await assert_in_order(
+        pool, user, sent, fake.texts_to(user.chat_id), settings.default_agent_name
+    )
+
+
+async def test_another_chat_is_not_held_up_by_a_busy_one(
+    settings: Settings,
+    resources: Resources,
+    fake_bot_api: tuple[FakeTelegram, str],
+    tg: BotHarness,
+    graphql: GraphQLClient,
+    person: Person,
+    pool: asyncpg.Pool,
+) -> None:
+    """Different chats still run concurrently: while one chat's turn waits on its agent, another
+    chat's message is answered."""
+    fake, api_url = fake_bot_api
+    busy, other = TelegramUser(), TelegramUser()
+    gate = asyncio.Event()
+
+    class WaitsForBusy(EchoAgent):
+        async def reply(self, history: Sequence[ChatTurn], message: str, *, agent_name: str) -> str:
+            if message == "busy":
+                await gate.wait()
+            return await super().reply(history, message, agent_name=agent_name)
+
+    await link(tg, graphql, busy, person)
+    await link(tg, graphql, other, make_person())
+    polling = asyncio.create_task(
+        polling_task(
+            bot_settings(settings, telegram_api_base=api_url),
+            replace(resources, agent=WaitsForBusy()),
+        )
+    )
+    try:
+        fake.queue_update(busy.update("busy"))
+        fake.queue_update(other.update("quick"))
+        await fake.wait_until(lambda: len(fake.texts_to(other.chat_id)) == 1)
+        assert fake.texts_to(busy.chat_id) == []
+        gate.set()
+        await fake.wait_until(lambda: len(fake.texts_to(busy.chat_id)) == 1)
+    finally:
+        gate.set()
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+
+
+# --- the webhook ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def webhook_url(
+    settings: Settings, pool: asyncpg.Pool, fake_bot_api: tuple[FakeTelegram, str]
+) -> AsyncIterator[str]:
+    _, api_url = fake_bot_api
+    webhook_settings = bot_settings(
+        settings,
+        telegram_webhook=True,
+        telegram_webhook_secret=Secret(SECRET),
+        telegram_api_base=api_url,
+    )
+    resources = Resources(settings=webhook_settings, pool=pool, agent=SlowEcho())
+    async with running_server(create_app(webhook_settings, resources)) as url:
+        yield url
+
+
+async def post_in_order(url: str, updates: list[dict[str, object]]) -> list[int]:
+    """POST each update on its own connection, all in flight at once, as Telegram does with
+    max_connections > 1. Every connection is open before the first request is written, and each
+    request is written whole before the next, so they reach the server in this order."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    connections = [await asyncio.open_connection(parts.hostname, parts.port) for _ in updates]
+    for (_, writer), update in zip(connections, updates, strict=True):
+        body = json.dumps(update).encode()
+        head = (
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"{SECRET_HEADER}: {SECRET}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        await writer.drain()
+
+    async def status(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+        try:
+            response = await reader.read()  # Connection: close, so up to EOF
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        return int(response.split(b" ", 2)[1])
+
+    return list(await asyncio.gather(*(status(r, w) for r, w in connections)))
+
+
+async def test_concurrent_webhook_requests_from_one_chat_are_handled_in_order(
+    webhook_url: str,
+    fake_bot_api: tuple[FakeTelegram, str],
+    settings: Settings,
+    tg: BotHarness,
+    graphql: GraphQLClient,
+    person: Person,
+    pool: asyncpg.Pool,
+) -> None:
+    fake, _ = fake_bot_api
+    user = TelegramUser()
+    await link(tg, graphql, user, person)
+    sent: list[str] = []
+    for round_ in range(ROUNDS):
+        burst = [f"round {round_}, message {i}" for i in range(BURST)]
+        assert (
+            await post_in_order(webhook_url, [user.update(text) for text in burst]) == [200] * BURST
+        )
+        sent += burst
+
+    await assert_in_order(
+        pool, user, sent, fake.texts_to(user.chat_id), settings.default_agent_name
+    )
