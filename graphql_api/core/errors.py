@@ -31,6 +31,13 @@ class BadInput(DomainError):
         self.field = field
 
 
+class ServiceUnavailable(DomainError):
+    """A server the request needs (Redis, for runScheduleNow) did not answer. Nothing was done;
+    the same request can be sent again."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
 class AgentFailed(DomainError):
     """The agent could not answer. The person's message is stored and the failure recorded."""
 

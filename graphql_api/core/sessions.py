@@ -67,6 +67,25 @@ ON CONFLICT (session_id) WHERE session_id IS NOT NULL DO UPDATE
 RETURNING {SESSION_COLUMNS}
 """
 
+# A person naming an id that is not a uuid may only update their own session by it, never
+# create one (see `upsert_session`).
+_UPDATE_OWN = f"""
+UPDATE chat_sessions AS s
+   SET agent_name = coalesce($4, s.agent_name),
+       is_active  = coalesce($5, s.is_active),
+       updated_at = now()
+ WHERE s.session_id = $1 AND s.user_id = $2 AND s.channel = $3
+RETURNING {SESSION_COLUMNS}
+"""
+
+NEW_SESSION_ID_MUST_BE_UUID = "a new session's id must be a uuid"
+
+
+def is_canonical_uuid(value: str) -> bool:
+    """`value` is a uuid in its one canonical spelling (lowercase, hyphenated)."""
+    parsed = parse_uuid(value)
+    return parsed is not None and str(parsed) == value
+
 
 async def upsert_session(
     db: Executor, actor: Viewer, spec: SessionUpsert, *, default_agent_name: str = "assistant"
@@ -75,40 +94,59 @@ async def upsert_session(
 
     Concurrent calls with the same session_id never duplicate (the unique index decides). A
     session_id that belongs to another person, or to another channel, is refused, never moved.
+
+    A person (not the service) may create a session only under a canonical uuid id, and a
+    refusal tells them nothing about anyone else's sessions: an id that is not their own gets
+    BAD_USER_INPUT "a new session's id must be a uuid" (sessionId), whether it exists or not,
+    and so does a uuid that is someone else's (reachable only by knowing that id already), after
+    the same two statements.
     """
     owner = _owner_for(actor, spec)
     chat_id = uuid.uuid4()
+    may_create = True
     if spec.session_id is None:
         session_id = str(chat_id)
     else:
         session_id = validate_session_id(spec.session_id)
         chat_id = parse_uuid(session_id) or chat_id
+        may_create = actor.is_service or is_canonical_uuid(session_id)
     agent_name = _validate_agent_name(spec.agent_name)
-    record = await db.fetchrow(
-        _UPSERT,
-        owner,
-        chat_id,
-        session_id,
-        spec.channel.value,
-        agent_name or default_agent_name,
-        spec.is_active,
-        agent_name,
-    )
+    if may_create:
+        record = await db.fetchrow(
+            _UPSERT,
+            owner,
+            chat_id,
+            session_id,
+            spec.channel.value,
+            agent_name or default_agent_name,
+            spec.is_active,
+            agent_name,
+        )
+    else:
+        record = await db.fetchrow(
+            _UPDATE_OWN, session_id, owner, spec.channel.value, agent_name, spec.is_active
+        )
     if record is None:
-        await _explain_refusal(db, session_id, owner)
+        await _explain_refusal(db, actor, session_id, owner)
     return SessionRow.from_record(record)
 
 
-async def _explain_refusal(db: Executor, session_id: str, owner: uuid.UUID) -> None:
-    existing = await db.fetchrow(
-        "SELECT user_id, channel FROM chat_sessions WHERE session_id = $1", session_id
+async def _explain_refusal(db: Executor, actor: Viewer, session_id: str, owner: uuid.UUID) -> None:
+    """Why the upsert wrote nothing. Only the owner's own rows are read for a person's answer,
+    so it cannot depend on whether someone else has this id."""
+    own_channel = await db.fetchval(
+        "SELECT channel FROM chat_sessions WHERE session_id = $1 AND user_id = $2",
+        session_id,
+        owner,
     )
-    if existing is not None and existing["user_id"] == owner:
+    if own_channel is not None:
         raise BadInput(
-            f"session {session_id} is a {existing['channel']} session; its channel cannot change",
+            f"session {session_id} is a {own_channel} session; its channel cannot change",
             field="channel",
         )
-    raise Forbidden("this sessionId is already in use")
+    if actor.is_service:  # the service may act for anyone: it is told plainly
+        raise Forbidden("this sessionId is already in use")
+    raise BadInput(NEW_SESSION_ID_MUST_BE_UUID, field="sessionId")
 
 
 def _validate_agent_name(agent_name: str | None) -> str | None:

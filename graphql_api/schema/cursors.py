@@ -1,22 +1,84 @@
-"""Opaque keyset cursors: base64url of a tagged position, strictly validated when read back."""
+"""Opaque keyset cursors, each bound to the list that issued it, strictly validated when read.
+
+A cursor is base64url of `<tag>:<binding>:<position>`. The binding is a short hash of the
+cursor's scope: its kind (tag), the list's ordering, and whatever determines which rows the list
+holds (the viewer, a filter, a session or a schedule). A cursor read back under another scope (a
+message cursor of session A given to session B, a sessions cursor of one person or channel filter
+given to another) is refused exactly like a tampered one: BAD_USER_INPUT "<argument> is not a
+valid cursor". One encode/decode pair does this for every connection; a connection only says
+what its scope is.
+
+The binding is an integrity check, not a secret: access is still decided by each query's own
+scoping (a cursor can only ever page through rows the viewer may read anyway). Unkeyed, so no
+cursor is invalidated by rotating a key.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from strawberry import relay
 
 from ..core.errors import BadInput
+from ..core.models import Channel
 from ..core.sessions import SessionKey
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 _MAX_CURSOR_LENGTH = 200
+_BINDING_BYTES = 8
+_BINDING_PERSON = b"us-cursor-v1"  # blake2b personalisation: these hashes are cursor bindings
+
+
+@dataclass(frozen=True)
+class CursorScope:
+    """What a cursor's position is a position in.
+
+    `tag` names the kind of position, `ordering` the list's order, `bound_to` what decides the
+    list's rows. A connection that gains a filter must add it to `bound_to`.
+    """
+
+    tag: str
+    ordering: str
+    bound_to: tuple[str, ...]
+
+    def binding(self) -> str:
+        material = json.dumps([self.tag, self.ordering, *self.bound_to]).encode()
+        digest = hashlib.blake2b(
+            material, digest_size=_BINDING_BYTES, person=_BINDING_PERSON
+        ).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def sessions_scope(user_id: uuid.UUID, channel: Channel | None) -> CursorScope:
+    """`sessions(channel:)`: the list is the viewer's (a person, or the person a service token
+    acts as) sessions, optionally one channel's."""
+    return CursorScope(
+        "s1", "updated_at desc, id desc", (str(user_id), channel.value if channel else "*")
+    )
+
+
+def messages_scope(session_id: str) -> CursorScope:
+    """A session's history, wherever it is paged (`messages`, `ChatSession.messages`): bound to
+    the session, not the viewer, so the same cursor stays valid for any view of that session."""
+    return CursorScope("m1", "id", (session_id,))
+
+
+def schedules_scope(user_id: uuid.UUID) -> CursorScope:
+    return CursorScope("c1", "created_at desc, id desc", (str(user_id),))
+
+
+def schedule_runs_scope(schedule_id: uuid.UUID | str) -> CursorScope:
+    return CursorScope("r1", "slot desc", (str(schedule_id),))
 
 
 def page_info(
@@ -38,29 +100,36 @@ def page_size(value: int | None, argument: str) -> int:
     return value
 
 
-def encode_cursor(text: str) -> str:
+def bad_cursor(argument: str) -> BadInput:
+    return BadInput(f"{argument} is not a valid cursor", field=argument)
+
+
+def encode_cursor(scope: CursorScope, position: str) -> str:
+    text = f"{scope.tag}:{scope.binding()}:{position}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, tag: str, argument: str) -> str:
+def decode_cursor(cursor: str, scope: CursorScope, argument: str) -> str:
+    """The position inside `cursor`, if it is well formed and was issued under `scope`."""
     try:
         if len(cursor) > _MAX_CURSOR_LENGTH:
             raise ValueError
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadInput(f"{argument} is not a valid cursor", field=argument) from None
-    prefix = tag + ":"
-    if not text.startswith(prefix):
-        raise BadInput(f"{argument} is not a valid cursor", field=argument)
-    return text[len(prefix) :]
+        raise bad_cursor(argument) from None
+    tag, _, rest = text.partition(":")
+    binding, _, position = rest.partition(":")
+    if tag != scope.tag or not hmac.compare_digest(binding.encode(), scope.binding().encode()):
+        raise bad_cursor(argument)
+    return position
 
 
-def session_cursor(updated_at: datetime, session_uuid: uuid.UUID) -> str:
-    return encode_cursor(f"s1:{updated_at.isoformat()}|{session_uuid}")
+def session_cursor(scope: CursorScope, updated_at: datetime, session_uuid: uuid.UUID) -> str:
+    return encode_cursor(scope, f"{updated_at.isoformat()}|{session_uuid}")
 
 
-def read_session_cursor(cursor: str, argument: str = "after") -> SessionKey:
-    body = decode_cursor(cursor, "s1", argument)
+def read_session_cursor(cursor: str, scope: CursorScope, argument: str = "after") -> SessionKey:
+    body = decode_cursor(cursor, scope, argument)
     try:
         stamp, _, raw_id = body.partition("|")
         updated_at = datetime.fromisoformat(stamp)
@@ -70,15 +139,15 @@ def read_session_cursor(cursor: str, argument: str = "after") -> SessionKey:
         updated_at = updated_at.astimezone(UTC)
         return SessionKey(updated_at=updated_at, id=uuid.UUID(raw_id))
     except (ValueError, OverflowError):
-        raise BadInput(f"{argument} is not a valid cursor", field=argument) from None
+        raise bad_cursor(argument) from None
 
 
-def message_cursor(message_id: int) -> str:
-    return encode_cursor(f"m1:{message_id}")
+def message_cursor(session_id: str, message_id: int) -> str:
+    return encode_cursor(messages_scope(session_id), str(message_id))
 
 
-def read_message_cursor(cursor: str, argument: str = "before") -> int:
-    body = decode_cursor(cursor, "m1", argument)
+def read_message_cursor(cursor: str, session_id: str, argument: str = "before") -> int:
+    body = decode_cursor(cursor, messages_scope(session_id), argument)
     if not (body.isascii() and body.isdigit()) or len(body) > 19 or int(body) > 2**63 - 1:
-        raise BadInput(f"{argument} is not a valid cursor", field=argument)
+        raise bad_cursor(argument)
     return int(body)

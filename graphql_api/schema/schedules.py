@@ -9,13 +9,22 @@ from enum import Enum
 
 import strawberry
 from arq.connections import ArqRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from strawberry import relay
 
 from ..core import schedule_runs, schedules
-from ..core.errors import BadInput, DomainError, NotFound
+from ..core.errors import BadInput, DomainError, NotFound, ServiceUnavailable
 from ..core.models import parse_uuid
 from ..core.schedules import ScheduleKey, ScheduleRow, ScheduleSpec
-from .cursors import decode_cursor, encode_cursor, page_info, page_size
+from .cursors import (
+    decode_cursor,
+    encode_cursor,
+    page_info,
+    page_size,
+    schedule_runs_scope,
+    schedules_scope,
+)
 from .types import ChatSession, ChatSessionConnection, Info, resolve_owned_nodes
 
 
@@ -66,12 +75,12 @@ class Schedule(relay.Node):
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> ChatSessionConnection:
         limit = page_size(first, "first")
-        before_slot = _read_run_cursor(after) if after is not None else None
+        before_slot = _read_run_cursor(after, self.id) if after is not None else None
         rows = await info.context.loaders.schedule_runs.load(
             (uuid.UUID(self.id), before_slot, limit + 1)
         )
         edges = [
-            relay.Edge(cursor=_run_cursor(slot), node=ChatSession.from_row(row))
+            relay.Edge(cursor=_run_cursor(self.id, slot), node=ChatSession.from_row(row))
             for slot, row in rows[:limit]
         ]
         return ChatSessionConnection(
@@ -148,12 +157,13 @@ class ScheduleQuery:
     ) -> ScheduleConnection:
         viewer = info.context.require_viewer()
         limit = page_size(first, "first")
-        key = _read_schedule_cursor(after) if after is not None else None
+        key = _read_schedule_cursor(after, viewer.user_id) if after is not None else None
         rows = await schedules.list_schedules(
             info.context.pool, viewer.user_id, limit=limit + 1, after=key
         )
         edges = [
-            relay.Edge(cursor=_schedule_cursor(r), node=Schedule.from_row(r)) for r in rows[:limit]
+            relay.Edge(cursor=_schedule_cursor(viewer.user_id, r), node=Schedule.from_row(r))
+            for r in rows[:limit]
         ]
         return ScheduleConnection(
             edges=edges,
@@ -209,7 +219,8 @@ class ScheduleMutation:
 
     @strawberry.mutation(
         description="Queue one run of the schedule now, enabled or not. Refused (BAD_USER_INPUT)"
-        " while the schedule has a run queued or running."
+        " while the schedule has a run queued or running, and with SERVICE_UNAVAILABLE (nothing"
+        " queued; send it again) while the scheduler's Redis is unreachable."
     )
     async def run_schedule_now(self, info: Info, id: relay.GlobalID) -> RunScheduleNowPayload:
         viewer = info.context.require_viewer()
@@ -217,7 +228,14 @@ class ScheduleMutation:
         arq, queue = _arq(info), info.context.settings.worker_queue
 
         async def enqueue(due: schedules.DueSlot) -> None:
-            await schedules.enqueue_run(arq, queue, due.schedule_id, due.slot)
+            try:
+                await schedules.enqueue_run(arq, queue, due.schedule_id, due.slot)
+            except (RedisConnectionError, RedisTimeoutError):
+                # Raised inside the run row's transaction: it rolls back, nothing is queued.
+                # /healthz reports the outage ("redis": "unreachable").
+                raise ServiceUnavailable(
+                    "the scheduler is unavailable, try again in a moment"
+                ) from None
 
         run = await schedule_runs.queue_run_now(
             info.context.pool, viewer.user_id, schedule_id, enqueue
@@ -260,12 +278,12 @@ def _require_schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID:
     return schedule_id
 
 
-def _schedule_cursor(row: ScheduleRow) -> str:
-    return encode_cursor(f"c1:{row.created_at.isoformat()}|{row.id}")
+def _schedule_cursor(user_id: uuid.UUID, row: ScheduleRow) -> str:
+    return encode_cursor(schedules_scope(user_id), f"{row.created_at.isoformat()}|{row.id}")
 
 
-def _read_schedule_cursor(cursor: str, argument: str = "after") -> ScheduleKey:
-    body = decode_cursor(cursor, "c1", argument)
+def _read_schedule_cursor(cursor: str, user_id: uuid.UUID, argument: str = "after") -> ScheduleKey:
+    body = decode_cursor(cursor, schedules_scope(user_id), argument)
     stamp, _, raw_id = body.partition("|")
     created_at, schedule_id = _aware(stamp), parse_uuid(raw_id)
     if created_at is None or schedule_id is None:
@@ -273,12 +291,12 @@ def _read_schedule_cursor(cursor: str, argument: str = "after") -> ScheduleKey:
     return ScheduleKey(created_at=created_at, id=schedule_id)
 
 
-def _run_cursor(slot: datetime) -> str:
-    return encode_cursor(f"r1:{slot.isoformat()}")
+def _run_cursor(schedule_id: str, slot: datetime) -> str:
+    return encode_cursor(schedule_runs_scope(schedule_id), slot.isoformat())
 
 
-def _read_run_cursor(cursor: str, argument: str = "after") -> datetime:
-    slot = _aware(decode_cursor(cursor, "r1", argument))
+def _read_run_cursor(cursor: str, schedule_id: str, argument: str = "after") -> datetime:
+    slot = _aware(decode_cursor(cursor, schedule_runs_scope(schedule_id), argument))
     if slot is None:
         raise BadCursor(argument)
     return slot

@@ -11,7 +11,7 @@ from ..core import conversation, sessions
 from ..core.errors import AgentFailed, Forbidden, NotFound
 from ..core.models import Channel as ChannelValue
 from ..core.models import MessageRow, SessionRow
-from .cursors import page_info, page_size, read_session_cursor, session_cursor
+from .cursors import page_info, page_size, read_session_cursor, session_cursor, sessions_scope
 from .types import (
     Channel,
     ChatMessage,
@@ -58,17 +58,17 @@ class SessionQuery:
     ) -> ChatSessionConnection:
         viewer = info.context.require_viewer()
         limit = page_size(first, "first")
-        key = read_session_cursor(after) if after is not None else None
+        channel_value = channel.to_core() if channel else None
+        scope = sessions_scope(viewer.user_id, channel_value)
+        key = read_session_cursor(after, scope) if after is not None else None
         rows = await sessions.list_sessions(
-            info.context.pool,
-            viewer.user_id,
-            limit=limit + 1,
-            channel=channel.to_core() if channel else None,
-            after=key,
+            info.context.pool, viewer.user_id, limit=limit + 1, channel=channel_value, after=key
         )
         has_more = len(rows) > limit
         edges = [
-            relay.Edge(cursor=session_cursor(r.updated_at, r.id), node=ChatSession.from_row(r))
+            relay.Edge(
+                cursor=session_cursor(scope, r.updated_at, r.id), node=ChatSession.from_row(r)
+            )
             for r in rows[:limit]
         ]
         return ChatSessionConnection(

@@ -74,11 +74,14 @@ class ChatMessageConnection(relay.Connection[ChatMessage]):
     """A page of a session's history, oldest to newest; `hasPreviousPage` while older ones exist."""
 
     @classmethod
-    def from_page(cls, rows: list[MessageRow], *, limit: int, before: int | None) -> Any:
+    def from_page(
+        cls, session_id: str, rows: list[MessageRow], *, limit: int, before: int | None
+    ) -> Any:
         has_older = len(rows) > limit
         rows = rows[-limit:] if has_older else rows
         edges = [
-            relay.Edge(cursor=message_cursor(r.id), node=ChatMessage.from_row(r)) for r in rows
+            relay.Edge(cursor=message_cursor(session_id, r.id), node=ChatMessage.from_row(r))
+            for r in rows
         ]
         return cls(
             edges=edges,
@@ -90,9 +93,9 @@ async def load_message_page(
     info: Info, session_id: str, last: int | None, before: str | None
 ) -> ChatMessageConnection:
     limit = page_size(last, "last")
-    before_id = read_message_cursor(before) if before is not None else None
+    before_id = read_message_cursor(before, session_id) if before is not None else None
     rows = await info.context.loaders.message_pages.load((session_id, before_id, limit + 1))
-    return ChatMessageConnection.from_page(rows, limit=limit, before=before_id)
+    return ChatMessageConnection.from_page(session_id, rows, limit=limit, before=before_id)
 
 
 RowT = TypeVar("RowT")

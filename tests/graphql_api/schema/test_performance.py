@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from graphql_api.schema.cursors import message_cursor
 from tests.conftest import GraphQLClient, Person, StatementLog, make_person
 from tests.graphql_api.seed import add_messages, make_session
 
@@ -103,7 +104,7 @@ async def big_history(pool: asyncpg.Pool) -> tuple[Person, str]:
     "query",
     [
         "query($s: String!) { messages(sessionId: $s, last: 50) { edges { cursor } } }",
-        """query($s: String!) { messages(sessionId: $s, last: 50, before: "bTE6MTAwMDAw")
+        """query($s: String!, $b: String) { messages(sessionId: $s, last: 50, before: $b)
                                { edges { cursor } } }""",
         "{ sessions(first: 50) { edges { node { lastMessage { id } } } } }",
         "{ sessions(channel: WEB, first: 50) { edges { node { messages(last: 3) { edges { cursor } } } } } }",
@@ -117,7 +118,9 @@ async def test_history_and_session_pages_use_index_scans_only(
     query: str,
 ) -> None:
     person, session_id = big_history
-    variables = {"s": session_id} if "$s" in query else None
+    variables: dict[str, Any] | None = {"s": session_id} if "$s" in query else None
+    if "$b" in query:  # a position deep in the history: before message id 100000
+        variables = {"s": session_id, "b": message_cursor(session_id, 100_000)}
     with statement_log.counting() as statements:
         await graphql.ok(query, variables, token=person.token)
     assert statements
