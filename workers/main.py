@@ -3,49 +3,95 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
+import asyncpg
 from arq.connections import RedisSettings
 from arq.cron import cron
 from arq.worker import Worker, func
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from graphql_api.core.agent import build_agent
+from graphql_api.core.agent import Agent, build_agent
 from graphql_api.core.db import create_pool
 from graphql_api.core.settings import Settings
 
 from .execution import Policy
-from .jobs import CLAIM_JOB, EXECUTE_JOB, claim_due_schedules, execute_schedule_run
+from .jobs import (
+    CLAIM_JOB,
+    EXECUTE_JOB,
+    POSTGRES_DOWN,
+    claim_due_schedules,
+    execute_schedule_run,
+)
 
 if TYPE_CHECKING:
     from graphql_api.app import Resources
 
 log = logging.getLogger(__name__)
 
+
+class PoolAndAgent(Protocol):
+    """What jobs need: the app's Resources (`dev`, tests) or the worker's own."""
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+    @property
+    def agent(self) -> Agent: ...
+
+
+@dataclass(frozen=True)
+class OwnResources:
+    """The `unified-sessions worker` process's pool and agent (graphql_api.app, which holds
+    Resources, builds the whole GraphQL schema on import: a worker does not need it)."""
+
+    pool: asyncpg.Pool
+    agent: Agent
+
+
 CLAIM_TIMEOUT = 60.0
+
+# Redis (or PostgreSQL at start) unreachable: the worker waits 0.5 s, 1 s, 2 s, 4 s, then 5 s
+# between attempts, so it is back at most 5 s after the server is.
+RECONNECT_BASE = 0.25
+RECONNECT_CAP = 5.0
+REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def build_worker(
     settings: Settings,
-    resources: Resources | None = None,
+    resources: PoolAndAgent | None = None,
     *,
     burst: bool = False,
     queue_name: str | None = None,
     claim_at_startup: bool = False,
     handle_signals: bool = True,
     poll_delay: float = 0.5,
+    on_connected: Callable[[], None] | None = None,
 ) -> Worker:
     """An arq Worker for scheduled runs.
 
     Given `resources` (`dev`, tests) it uses their pool and agent and leaves closing them to the
     caller; otherwise its startup hook creates them and its shutdown hook closes them. The claim
     runs every minute (unique across workers); `claim_at_startup` also runs it at once, which is
-    what a burst-mode worker needs. CLAIM_JOB can also be enqueued by name.
+    what a burst-mode worker needs, and a worker that reconnected after an outage (a claim it
+    missed meanwhile runs at once). CLAIM_JOB can also be enqueued by name. `on_connected` is
+    called once the worker has reached Redis.
     """
     queue = queue_name or settings.worker_queue
     policy = Policy.from_settings(settings)
 
     async def startup(ctx: dict[str, Any]) -> None:
+        if on_connected is not None:
+            on_connected()
         if resources is not None:
             ctx["pool"], ctx["agent"] = resources.pool, resources.agent
             return
@@ -88,7 +134,7 @@ def build_worker(
             )
         ],
         queue_name=queue,
-        redis_settings=RedisSettings.from_dsn(settings.require_redis_url()),
+        redis_settings=redis_settings(settings.require_redis_url()),
         burst=burst,
         on_startup=startup,
         on_shutdown=shutdown,
@@ -98,28 +144,141 @@ def build_worker(
     )
 
 
+def redis_settings(url: str) -> RedisSettings:
+    """arq's connection to Redis. A command that meets a dropped connection is tried again on
+    a new one (twice, 0.2 s then 0.4 s later): a blip costs nothing. arq's own start-up retries
+    are off: a longer outage ends the arq Worker, and the supervisor (`keep_running`) logs it,
+    backs off and starts a new one."""
+    return dataclasses.replace(
+        RedisSettings.from_dsn(url),
+        conn_retries=0,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
 def run_worker(settings: Settings) -> None:
-    """`unified-sessions worker`: run until SIGINT/SIGTERM."""
+    """`unified-sessions worker`: run until SIGINT/SIGTERM, through Redis and PostgreSQL
+    outages."""
     settings.require_database_url()
     settings.require_redis_url()
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, main.cancel)
     try:
-        build_worker(settings).run()
+        resources = await _open_resources(settings)
+        try:
+            await keep_running(settings, resources)
+        finally:
+            await resources.agent.aclose()
+            await resources.pool.close()
     except asyncio.CancelledError:
-        log.info("stopped while jobs were running; they run again when a worker starts")
+        log.info("the worker stopped; a run it cut short resumes on the next worker")
+
+
+async def _open_resources(settings: Settings) -> OwnResources:
+    """The worker's PostgreSQL pool and agent; waits, with backoff, for PostgreSQL to answer."""
+    backoff = ExponentialBackoff(cap=RECONNECT_CAP, base=RECONNECT_BASE)
+    failures = 0
+    while True:
+        try:
+            pool = await create_pool(
+                settings.require_database_url(),
+                min_size=settings.db_pool_min,
+                max_size=settings.db_pool_max,
+            )
+        except POSTGRES_DOWN as exc:
+            failures += 1
+            delay = backoff.compute(failures)
+            log.warning("PostgreSQL is unreachable (%s); trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        return OwnResources(pool=pool, agent=build_agent(settings))
+
+
+async def keep_running(settings: Settings, resources: PoolAndAgent) -> None:
+    """Run arq Workers until cancelled. When Redis goes away the Worker ends; this logs one
+    line, waits with backoff and starts a new Worker, which claims due schedules at once. Jobs
+    the old Worker was running go on (they need PostgreSQL, not Redis) and their Worker is
+    closed when they end. Jobs are idempotent, so one that runs again is harmless."""
+    backoff = ExponentialBackoff(cap=RECONNECT_CAP, base=RECONNECT_BASE)
+    failures = 0
+    retiring: set[asyncio.Task[None]] = set()
+
+    def connected() -> None:
+        nonlocal failures
+        if failures:
+            log.info("Redis is reachable again; claiming due schedules now")
+        failures = 0
+
+    try:
+        while True:
+            worker = build_worker(
+                settings,
+                resources,
+                claim_at_startup=failures > 0,
+                handle_signals=False,
+                on_connected=connected,
+            )
+            try:
+                await worker.async_run()
+            except REDIS_DOWN as exc:
+                failures += 1
+                delay = backoff.compute(failures)
+                log.warning(
+                    "Redis is unreachable (%s: %s); reconnecting in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                retiring.add(asyncio.create_task(_retire(worker)))
+                retiring = {task for task in retiring if not task.done()}
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                await _stop(worker)
+                raise
+            await _stop(worker)  # a burst Worker that found nothing to do
+            return
+    finally:
+        for task in retiring:
+            task.cancel()
+        await asyncio.gather(*retiring, return_exceptions=True)
 
 
 async def worker_task(settings: Settings, resources: Resources) -> None:
-    """The worker inside an already running event loop (`unified-sessions dev`)."""
-    worker = build_worker(settings, resources, handle_signals=False)
+    """The worker inside an already running event loop (`unified-sessions dev`): the same
+    supervisor as `unified-sessions worker`, on the app's pool and agent."""
     try:
-        await worker.async_run()
+        await keep_running(settings, resources)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("the scheduled-runs worker stopped")
+
+
+# arq has no public way to wait for the jobs of a Worker without ending them with an error:
+# Worker.close() awaits them with a plain gather (the first job that failed or was cancelled
+# aborts the close) and then writes to Redis, so it cannot close a Worker whose Redis is gone.
+# Worker.tasks (job id -> the task running it) is the attribute close() and handle_sig() use
+# themselves (arq 0.28); we only read it and clear it.
+
+
+async def _retire(worker: Worker) -> None:
+    """Let the jobs of a Worker that lost Redis finish, then close its Redis connections."""
+    try:
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
     finally:
-        await _stop(worker)
+        worker.tasks.clear()
+        redis = worker.ctx.get("redis")  # arq puts its ArqRedis there once connected
+        if redis is not None:
+            await redis.aclose()
 
 
 async def _stop(worker: Worker) -> None:
@@ -129,4 +288,9 @@ async def _stop(worker: Worker) -> None:
         task.cancel()
     await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
     worker.tasks.clear()
-    await worker.close()
+    try:
+        await worker.close()
+    except REDIS_DOWN:  # close() removes the health-check key first; the pool is closed anyway
+        redis = worker.ctx.get("redis")
+        if redis is not None:
+            await redis.aclose()
