@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +28,7 @@ from bots.webhook import telegram_lifespan, telegram_routes
 from .core.agent import Agent, build_agent
 from .core.db import create_pool
 from .core.settings import Settings, shipped_path
+from .core.tokens import TokenVerifier
 from .limits import LimitRequestBody
 from .schema import build_schema
 from .schema.context import Context, Loaders, authenticate
@@ -45,10 +48,15 @@ class Resources:
     redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @functools.cached_property
+    def verifier(self) -> TokenVerifier:
+        """How bearer tokens are checked (JWT_SECRET and/or the JWKS), built once."""
+        return TokenVerifier.from_settings(self.settings)
+
 
 @contextlib.asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    settings.require_jwt_secret()
+    settings.require_token_keys()
     pool = await create_pool(
         settings.require_database_url(),
         min_size=settings.db_pool_min,
@@ -56,9 +64,17 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     agent = build_agent(settings)
+    warm_up: asyncio.Task[None] | None = None
     try:
-        yield Resources(settings=settings, pool=pool, agent=agent, redis=redis)
+        resources = Resources(settings=settings, pool=pool, agent=agent, redis=redis)
+        # The JWKS is fetched in the background: the server starts whether it answers or not.
+        warm_up = asyncio.create_task(resources.verifier.warm_up())
+        yield resources
     finally:
+        if warm_up is not None:
+            warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm_up
         await agent.aclose()
         if redis is not None:
             await redis.aclose()
@@ -76,7 +92,9 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         resources = self._resources()
-        viewer, problem = authenticate(resources.settings, request.headers.get("authorization"))
+        viewer, problem = await authenticate(
+            resources.verifier, request.headers.get("authorization")
+        )
         return Context(
             resources=resources,
             loaders=Loaders.for_request(resources.pool),

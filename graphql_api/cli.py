@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .core.devsecrets import with_dev_secret
 from .core.migrate import MigrationError, migrate
 from .core.settings import Settings, SettingsError
-from .core.tokens import mint_token
+from .core.tokens import mint_service_key, mint_token
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,7 +23,13 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_dev_secret(settings, create=False)
-    print(mint_token(settings.require_jwt_secret(), args.user, service=args.service, ttl=args.ttl))
+    secret = settings.require_jwt_secret()
+    if args.user is None:
+        if not args.service:
+            raise SettingsError("--user is required (only --service mints a key without one)")
+        print(mint_service_key(secret, ttl=args.ttl))
+    else:
+        print(mint_token(secret, args.user, service=args.service, ttl=args.ttl))
     return 0
 
 
@@ -33,7 +39,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bots.webhook import webhook_secret
 
     settings.require_database_url()
-    settings.require_jwt_secret()
+    settings.require_token_keys()
     webhook_secret(settings)  # a misconfigured webhook is one clear line, not a traceback
     uvicorn.run(
         "graphql_api.main:app_from_env",
@@ -95,8 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-seed", action="store_true", help="do not create the demo data")
 
     token = commands.add_parser("token", help="print a signed JWT for local use")
-    token.add_argument("--user", type=uuid.UUID, required=True, help="the user's uuid (sub)")
-    token.add_argument("--service", action="store_true", help="role=service_role")
+    token.add_argument("--user", type=uuid.UUID, help="the user's uuid (sub)")
+    token.add_argument(
+        "--service",
+        action="store_true",
+        help="role=service_role; without --user, shaped like Supabase's service_role key (no sub)",
+    )
     token.add_argument("--ttl", type=_positive, default=3600, help="seconds until it expires")
     return parser
 

@@ -48,6 +48,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, not {raw!r}") from None
 
 
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL, not {raw!r}")
+    return raw.rstrip("/")
+
+
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:
     raw = env.get(name)
     return Secret(raw) if raw else None
@@ -58,6 +67,12 @@ class Settings:
     database_url: str | None = None
     redis_url: str | None = None
     jwt_secret: Secret | None = field(default=None, repr=False)
+    # Asymmetric signing keys (ES256/RS256): the project's JWKS. JWT_JWKS_URL, else JWT_JWKS_FILE,
+    # else <SUPABASE_URL>/auth/v1/.well-known/jwks.json.
+    supabase_url: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_jwks_refetch_seconds: float = 30.0  # at most one JWKS fetch per this many seconds
     # Introspection, GraphiQL and "did you mean" suggestions: on for development, off in production.
     graphql_dev_tools: bool = True
     agent_backend: str = "echo"
@@ -94,6 +109,12 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
             jwt_secret=_secret(env, "JWT_SECRET"),
+            supabase_url=_http_url(env, "SUPABASE_URL"),
+            jwt_jwks_url=_http_url(env, "JWT_JWKS_URL"),
+            jwt_jwks_file=Path(env["JWT_JWKS_FILE"]) if env.get("JWT_JWKS_FILE") else None,
+            jwt_jwks_refetch_seconds=max(
+                0.0, _float(env, "JWT_JWKS_REFETCH_SECONDS", cls.jwt_jwks_refetch_seconds)
+            ),
             graphql_dev_tools=_bool(env, "GRAPHQL_DEV_TOOLS", True),
             agent_backend=backend,
             default_agent_name=env.get("DEFAULT_AGENT_NAME") or "assistant",
@@ -124,6 +145,29 @@ class Settings:
         if not self.redis_url:
             raise SettingsError("REDIS_URL is not set")
         return self.redis_url
+
+    @property
+    def jwks_source(self) -> str | Path | None:
+        """Where the asymmetric signing keys are: a URL, a file, or None (HS256 only)."""
+        if self.jwt_jwks_url and self.jwt_jwks_file:
+            raise SettingsError("set JWT_JWKS_URL or JWT_JWKS_FILE, not both")
+        if self.jwt_jwks_url:
+            return self.jwt_jwks_url
+        if self.jwt_jwks_file:
+            return self.jwt_jwks_file
+        if self.supabase_url:
+            return self.supabase_url + "/auth/v1/.well-known/jwks.json"
+        return None
+
+    def require_token_keys(self) -> None:
+        """Serving needs a way to verify tokens: JWT_SECRET (HS256), a JWKS, or both."""
+        if self.jwks_source is None and self.jwt_secret is None:
+            raise SettingsError(
+                "set JWT_SECRET (at least 16 characters) and/or SUPABASE_URL, JWT_JWKS_URL or "
+                "JWT_JWKS_FILE to verify tokens"
+            )
+        if self.jwt_secret is not None:
+            self.require_jwt_secret()  # a secret that is set must be long enough
 
     def require_jwt_secret(self) -> str:
         if self.jwt_secret is None or len(str(self.jwt_secret)) < 16:

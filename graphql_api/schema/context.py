@@ -17,7 +17,7 @@ from ..core.agent import Agent
 from ..core.errors import Unauthenticated
 from ..core.models import MessageRow, SessionRow
 from ..core.settings import Settings
-from ..core.tokens import InvalidToken, Viewer, verify_token
+from ..core.tokens import InvalidToken, TokenVerifier, Viewer
 
 if TYPE_CHECKING:
     from ..app import Resources
@@ -101,14 +101,20 @@ class Context:
         return self.viewer
 
 
-def authenticate(settings: Settings, authorization: str | None) -> tuple[Viewer | None, str | None]:
-    """The viewer named by an Authorization header, or the reason there is none."""
+async def authenticate(
+    verifier: TokenVerifier, authorization: str | None
+) -> tuple[Viewer | None, str | None]:
+    """The viewer named by an Authorization header, or the reason there is none. The anon key
+    is no viewer: the request is anonymous, as without a token."""
     if not authorization:
         return None, None
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None, "the Authorization header must be 'Bearer <token>'"
     try:
-        return verify_token(settings.require_jwt_secret(), token.strip()), None
+        viewer = await verifier.verify(token.strip())
     except InvalidToken:
         return None, "the token is invalid or expired"
+    if viewer is None:
+        return None, "the anon key signs no one in: send a person's access token"
+    return viewer, None
