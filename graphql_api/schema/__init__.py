@@ -13,12 +13,16 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.extensions.max_aliases import create_validator as aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
-from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from .errors import ErrorCodes, ReportingParserCache
+from .limits import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_TOKENS,
+    DocumentLimitsRule,
+    ProductionDocumentLimitsRule,
+)
 from .schedules import ScheduleMutation, ScheduleQuery
 from .sessions import SessionMutation, SessionQuery
 from .telegram import TelegramMutation, TelegramQuery
@@ -27,9 +31,7 @@ from .types import ChatMessage, ChatSession
 QUERY_PARTS: tuple[type, ...] = (SessionQuery, TelegramQuery, ScheduleQuery)
 MUTATION_PARTS: tuple[type, ...] = (SessionMutation, TelegramMutation, ScheduleMutation)
 
-MAX_DEPTH = 10
-MAX_ALIASES = 20
-MAX_TOKENS = 2_000
+__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "build_schema"]
 
 
 class Schema(strawberry.Schema):
@@ -39,20 +41,17 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(*, dev_tools: bool = True) -> strawberry.Schema:
-    """dev_tools=False is production: no introspection and no field suggestions."""
+    """dev_tools=False is production: no introspection and no "Did you mean" suggestions."""
     # Extensions are factories: a fresh one per request. The parser and validation caches are
-    # module-level LRU caches inside Strawberry, shared by every request. The validation cache
-    # is keyed by the rule classes too, so the limit rules are created once here and reused:
-    # QueryDepthLimiter/MaxAliasesLimiter would make new rule classes on every request.
-    limit_rules = [
-        depth_rule(MAX_DEPTH, None, None),
-        aliases_rule(MAX_ALIASES),
-    ]
+    # module-level LRU caches, shared by every request. The validation cache is keyed by the
+    # rule classes too, so the limit rule is one class defined once (graphql_api.schema.limits),
+    # never a class made per request.
+    limits = DocumentLimitsRule if dev_tools else ProductionDocumentLimitsRule
     extensions: list[Callable[[], SchemaExtension]] = [
-        ErrorCodes,
-        lambda: AddValidationRules(limit_rules),
+        lambda: ErrorCodes(hide_suggestions=not dev_tools),
+        lambda: AddValidationRules([limits]),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ReportingParserCache(maxsize=512),
+        ReportingParserCache,
         lambda: ValidationCache(maxsize=512),
     ]
     if not dev_tools:
@@ -62,5 +61,4 @@ def build_schema(*, dev_tools: bool = True) -> strawberry.Schema:
         mutation=merge_types("Mutation", MUTATION_PARTS),
         types=[ChatSession, ChatMessage],
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=not dev_tools),
     )
