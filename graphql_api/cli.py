@@ -34,21 +34,14 @@ def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from bots.webhook import webhook_secret
+
+    from .server import serve
 
     settings.require_database_url()
     settings.require_token_keys()
     webhook_secret(settings)  # a misconfigured webhook is one clear line, not a traceback
-    uvicorn.run(
-        "graphql_api.main:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-    )
+    serve(host=args.host, port=args.port, workers=args.workers)  # header/body limits: server.py
     return 0
 
 

@@ -16,6 +16,7 @@ from .core.embedded import embedded_postgres, embedded_redis
 from .core.migrate import migrate
 from .core.settings import Settings
 from .core.tokens import mint_token
+from .server import server_config
 
 log = logging.getLogger("unified_sessions.dev")
 
@@ -43,7 +44,7 @@ async def _serve_everything(settings: Settings, *, host: str, port: int, seed: b
     async with open_resources(settings) as resources:
         demo_user = await seed_demo(resources.pool) if seed else None
         server = uvicorn.Server(
-            uvicorn.Config(create_app(settings, resources), host=host, port=port, lifespan="on")
+            server_config(create_app(settings, resources), host=host, port=port, lifespan="on")
         )
         companions = [asyncio.create_task(_announce(server, settings, host, port, demo_user))]
         companions += _start_companions(settings, resources)

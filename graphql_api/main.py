@@ -1,4 +1,5 @@
-"""ASGI entry point for `unified-sessions serve` (uvicorn imports it in each worker process)."""
+"""The app from the environment (`graphql_api.server.app_from_env` wraps it for `unified-sessions
+serve`, which uvicorn imports in each worker process)."""
 
 from starlette.applications import Starlette
 
