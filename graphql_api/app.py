@@ -23,8 +23,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 
-from bots.webhook import telegram_lifespan, telegram_routes
-
 from .core.agent import Agent, build_agent
 from .core.db import create_pool
 from .core.settings import Settings, shipped_path
@@ -148,14 +146,20 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Starle
                 open_resources(settings)
             )
             app.state.resources = state["resources"]
-            await stack.enter_async_context(telegram_lifespan(settings, state["resources"]))
+            if settings.telegram_webhook:
+                await stack.enter_async_context(telegram_lifespan(settings, state["resources"]))
             yield
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", GraphQLApp(current, dev_tools=settings.graphql_dev_tools)),
     ]
-    routes.extend(telegram_routes(settings, current))  # POST /telegram/webhook when enabled
+    if settings.telegram_webhook:
+        # Imported only when the webhook is on: aiogram takes seconds to import, and an API
+        # without Telegram should not pay that in every worker process.
+        from bots.webhook import telegram_lifespan, telegram_routes
+
+        routes.extend(telegram_routes(settings, current))  # POST /telegram/webhook
     if Path(WEB_DIR).is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LimitRequestBody)])
