@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -38,14 +39,32 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A finite number >= minimum (nan and inf are refused, as is anything below)."""
     raw = env.get(name)
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise SettingsError(f"{name} must be a number of at least {minimum:g}, not {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    """A whole number >= minimum: "2.9" is refused, not read as 2."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
 
 
 def _http_url(env: Mapping[str, str], name: str) -> str | None:
@@ -99,6 +118,12 @@ class Settings:
     schedule_max_attempts: int = 3
     schedule_retry_delay: float = 30.0
 
+    def __post_init__(self) -> None:
+        if self.db_pool_min > self.db_pool_max:
+            raise SettingsError(
+                f"DB_POOL_MIN ({self.db_pool_min}) must not exceed DB_POOL_MAX ({self.db_pool_max})"
+            )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -112,8 +137,8 @@ class Settings:
             supabase_url=_http_url(env, "SUPABASE_URL"),
             jwt_jwks_url=_http_url(env, "JWT_JWKS_URL"),
             jwt_jwks_file=Path(env["JWT_JWKS_FILE"]) if env.get("JWT_JWKS_FILE") else None,
-            jwt_jwks_refetch_seconds=max(
-                0.0, _float(env, "JWT_JWKS_REFETCH_SECONDS", cls.jwt_jwks_refetch_seconds)
+            jwt_jwks_refetch_seconds=_float(
+                env, "JWT_JWKS_REFETCH_SECONDS", cls.jwt_jwks_refetch_seconds
             ),
             graphql_dev_tools=_bool(env, "GRAPHQL_DEV_TOOLS", True),
             agent_backend=backend,
@@ -121,18 +146,18 @@ class Settings:
             openai_base_url=(env.get("OPENAI_BASE_URL") or cls.openai_base_url).rstrip("/"),
             openai_api_key=_secret(env, "OPENAI_API_KEY"),
             openai_model=env.get("OPENAI_MODEL") or cls.openai_model,
-            agent_timeout=_float(env, "AGENT_TIMEOUT", cls.agent_timeout),
+            agent_timeout=_float(env, "AGENT_TIMEOUT", cls.agent_timeout, minimum=0.001),
             telegram_bot_token=_secret(env, "TELEGRAM_BOT_TOKEN"),
             telegram_webhook_secret=_secret(env, "TELEGRAM_WEBHOOK_SECRET"),
             telegram_webhook=_bool(env, "TELEGRAM_WEBHOOK", False),
             telegram_api_base=(env.get("TELEGRAM_API_BASE") or None),
             telegram_bot_username=(env.get("TELEGRAM_BOT_USERNAME") or None),
-            link_code_ttl_seconds=int(_float(env, "LINK_CODE_TTL_SECONDS", 600)),
+            link_code_ttl_seconds=_int(env, "LINK_CODE_TTL_SECONDS", 600, minimum=1),
             data_dir=Path(env.get("DATA_DIR") or cls.data_dir),
-            db_pool_min=int(_float(env, "DB_POOL_MIN", 1)),
-            db_pool_max=int(_float(env, "DB_POOL_MAX", 20)),
+            db_pool_min=_int(env, "DB_POOL_MIN", 1, minimum=0),
+            db_pool_max=_int(env, "DB_POOL_MAX", 20, minimum=1),
             worker_queue=env.get("WORKER_QUEUE") or cls.worker_queue,
-            schedule_max_attempts=max(1, int(_float(env, "SCHEDULE_MAX_ATTEMPTS", 3))),
+            schedule_max_attempts=_int(env, "SCHEDULE_MAX_ATTEMPTS", 3, minimum=1),
             schedule_retry_delay=_float(env, "SCHEDULE_RETRY_DELAY", cls.schedule_retry_delay),
         )
 

@@ -126,3 +126,25 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 
             pass
         time.sleep(0.3)
     raise AssertionError("dev did not answer /healthz in time")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DB_POOL_MAX", "2.9"),
+        ("DB_POOL_MAX", "0"),
+        ("DB_POOL_MIN", "30"),
+        ("AGENT_TIMEOUT", "nan"),
+        ("AGENT_TIMEOUT", "inf"),
+        ("AGENT_TIMEOUT", "0"),
+        ("SCHEDULE_MAX_ATTEMPTS", "0"),
+        ("LINK_CODE_TTL_SECONDS", "1e3"),
+        ("SCHEDULE_RETRY_DELAY", "-5"),
+    ],
+)
+def test_a_malformed_number_setting_is_one_clear_line(name: str, value: str) -> None:
+    """Read as a whole or finite number, never rounded or clamped into something else."""
+    result = _run("migrate", DATABASE_URL="postgresql://127.0.0.1:1/none", **{name: value})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr
