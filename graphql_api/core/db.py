@@ -8,9 +8,6 @@ from typing import Any
 
 import asyncpg
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
-
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

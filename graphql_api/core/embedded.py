@@ -6,7 +6,6 @@ Both ship their servers inside their wheels, so a newcomer needs nothing install
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 import time
@@ -89,7 +88,3 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
             return
         time.sleep(0.05)
     raise RuntimeError("embedded redis-server did not start in time")
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

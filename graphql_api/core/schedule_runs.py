@@ -52,7 +52,6 @@ class RunStart:
     state: RunState
     attempt: int = 0
     session: SessionRow | None = None
-    resumed: bool = False
 
 
 async def begin_run(
@@ -103,7 +102,7 @@ async def begin_run(
                 user_id=schedule.user_id,
             ),
         )
-    return RunStart(RunState.STARTED, leased["attempts"], session, resumed=leased["attempts"] > 1)
+    return RunStart(RunState.STARTED, leased["attempts"], session)
 
 
 async def release_run(db: Executor, schedule_id: uuid.UUID, slot: datetime, error: str) -> None:
@@ -221,26 +220,6 @@ async def queue_run_now(
     except asyncpg.ForeignKeyViolationError:  # deleted meanwhile
         return None
     return QueuedRun(ScheduleRow.from_record(record), slot, queued=inserted is not None)
-
-
-@dataclass(frozen=True)
-class RunRow:
-    slot: datetime
-    status: str
-    attempts: int
-    session_id: str
-    error: str | None
-    finished_at: datetime | None
-
-
-async def get_run(db: Executor, schedule_id: uuid.UUID, slot: datetime) -> RunRow | None:
-    record = await db.fetchrow(
-        "SELECT slot, status, attempts, session_id, error, finished_at FROM schedule_runs "
-        "WHERE schedule_id = $1 AND slot = $2",
-        schedule_id,
-        slot,
-    )
-    return RunRow(**dict(record)) if record else None
 
 
 RunPageKey = tuple[uuid.UUID, datetime | None]  # (schedule id, slot to page before or None)
