@@ -24,10 +24,11 @@ lock:
 dev: $(VENV)/.installed
 	$(BIN)/unified-sessions dev
 
-## Lint, format check and the whole test suite.
+## Lint, format check, type check and the whole test suite.
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 ## Regenerate schema.graphql from the code.

@@ -142,9 +142,10 @@ def create_app(settings: Settings, resources: Resources | None = None) -> Starle
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            state["resources"] = resources or await stack.enter_async_context(
-                open_resources(settings)
-            )
+            if resources is None:
+                state["resources"] = await stack.enter_async_context(open_resources(settings))
+            else:
+                state["resources"] = resources
             app.state.resources = state["resources"]
             if settings.telegram_webhook:
                 await stack.enter_async_context(telegram_lifespan(settings, state["resources"]))

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import uvicorn
 
-from .app import create_app, open_resources
+from .app import Resources, create_app, open_resources
 from .core.demo import seed_demo
 from .core.devsecrets import with_dev_secret
 from .core.embedded import embedded_postgres, embedded_redis
@@ -56,7 +56,7 @@ async def _serve_everything(settings: Settings, *, host: str, port: int, seed: b
             await asyncio.gather(*companions, return_exceptions=True)
 
 
-def _start_companions(settings: Settings, resources: object) -> list[asyncio.Task[None]]:
+def _start_companions(settings: Settings, resources: Resources) -> list[asyncio.Task[None]]:
     """The worker, and the bot when a token is configured, in the same event loop."""
     from bots.main import polling_task
     from workers.main import worker_task

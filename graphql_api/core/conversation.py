@@ -12,6 +12,7 @@ import asyncpg
 
 from . import messages, sessions
 from .agent import Agent, AgentError, ChatTurn
+from .db import Connection
 from .errors import AgentFailed
 from .models import MessageRow, Role, SessionRow
 
@@ -78,7 +79,7 @@ async def run_turn(
 
 
 @contextlib.asynccontextmanager
-async def _one_turn_at_a_time(conn: asyncpg.Connection, session_id: str) -> AsyncIterator[None]:
+async def _one_turn_at_a_time(conn: Connection, session_id: str) -> AsyncIterator[None]:
     key = "turn:" + session_id
     await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
     try:
@@ -87,7 +88,7 @@ async def _one_turn_at_a_time(conn: asyncpg.Connection, session_id: str) -> Asyn
         await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 
 
-async def _history_for(conn: asyncpg.Connection, current: MessageRow) -> list[ChatTurn]:
+async def _history_for(conn: Connection, current: MessageRow) -> list[ChatTurn]:
     """What the agent sees: the session's latest messages before this one, and the replies that
     turns ahead of it stored since. Later messages of the person wait for their own turn."""
     recent = await messages.page_before(conn, current.session_id, HISTORY_FOR_AGENT + 20)

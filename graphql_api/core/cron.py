@@ -101,10 +101,10 @@ def _value(text: str, item: str, cron_field: _Field) -> int:
                 + (f" (or {_name_range(cron_field)})" if cron_field.names else "")
             )
         return number
-    number = cron_field.names.get(text.upper())
-    if number is None:
+    named = cron_field.names.get(text.upper())
+    if named is None:
         raise _Refused(f"{item!r} is not standard cron; {cron_field.hint()}")
-    return number
+    return named
 
 
 def _name_range(cron_field: _Field) -> str:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A connection, bare or acquired from the pool (asyncpg hands out proxies); what a query runs
+# on: the pool (one statement) or a connection (a transaction, a lock).
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+Executor: TypeAlias = asyncpg.Pool | Connection
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import MessageRow
+
 
 class DomainError(Exception):
     code = "INTERNAL_SERVER_ERROR"
@@ -43,6 +48,6 @@ class AgentFailed(DomainError):
 
     code = "AGENT_FAILED"
 
-    def __init__(self, message: str, *, user_message: object = None) -> None:
+    def __init__(self, message: str, *, user_message: MessageRow | None = None) -> None:
         super().__init__(message)
-        self.user_message = user_message  # the stored MessageRow of the person's message
+        self.user_message = user_message  # the person's stored message

@@ -5,12 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
-
+from .db import Executor
 from .errors import BadInput
 from .models import MESSAGE_COLUMNS, MessageRow, Role, langchain_message
-
-Executor = asyncpg.Pool | asyncpg.Connection
 
 MAX_CONTENT_LENGTH = 16_000
 _MAX_ID = 2**63 - 1

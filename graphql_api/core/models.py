@@ -96,7 +96,7 @@ def parse_uuid(value: str) -> uuid.UUID | None:
 
 def role_of(message: Any) -> Role:
     type_ = message.get("type") if isinstance(message, dict) else None
-    return _ROLE_BY_TYPE.get(type_, Role.SYSTEM)
+    return _ROLE_BY_TYPE.get(type_, Role.SYSTEM) if isinstance(type_, str) else Role.SYSTEM
 
 
 def content_of(message: Any) -> str:

@@ -14,6 +14,7 @@ from enum import StrEnum
 import asyncpg
 
 from . import sessions
+from .db import Executor
 from .errors import BadInput
 from .models import SESSION_COLUMNS, Channel, SessionRow
 from .schedules import (
@@ -27,7 +28,6 @@ from .schedules import (
 )
 from .tokens import SERVICE_ROLE, Viewer
 
-Executor = asyncpg.Pool | asyncpg.Connection
 Enqueue = Callable[[DueSlot], Awaitable[object]]
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,8 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from . import messages, sessions
 from .cron import check_cron_syntax
+from .db import Executor
 from .errors import BadInput
-
-Executor = asyncpg.Pool | asyncpg.Connection
 
 MAX_NAME = 200
 MAX_SCHEDULES_PER_PERSON = 50  # a cost cap: every schedule may run an agent turn every minute

@@ -8,13 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
+from .db import Executor
 from .errors import BadInput, Forbidden
 from .models import SESSION_COLUMNS, Channel, SessionRow, parse_uuid
 from .tokens import Viewer
-
-Executor = asyncpg.Pool | asyncpg.Connection
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")  # fullmatch
 # Ids the service mints for Telegram chats and schedule slots. A person may not take one for a

@@ -14,9 +14,8 @@ from enum import StrEnum
 import asyncpg
 
 from . import sessions
+from .db import Connection, Executor
 from .settings import SettingsError
-
-Executor = asyncpg.Pool | asyncpg.Connection
 
 # Telegram's deep-link `start` parameter allows 1-64 of these characters.
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -156,11 +155,12 @@ async def redeem_link_code(
             user_id,
             telegram_username,
         )
+    assert record is not None  # INSERT ... RETURNING returns the row it inserted
     return Redeemed(RedeemOutcome.LINKED, link=_link(record))
 
 
 async def _explain(
-    conn: asyncpg.Connection,
+    conn: Connection,
     code_hash: bytes,
     telegram_user_id: int,
     current: TelegramLink | None,
@@ -182,7 +182,7 @@ async def _explain(
     return Redeemed(RedeemOutcome.LINKED_ELSEWHERE)
 
 
-async def _lock(conn: asyncpg.Connection, key: str) -> None:
+async def _lock(conn: Connection, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "tg-link:" + key)
 
 
@@ -223,9 +223,7 @@ async def unlink(
     return _link(record)
 
 
-async def _forget_chats(
-    conn: asyncpg.Connection, telegram_user_id: int, user_id: uuid.UUID
-) -> None:
+async def _forget_chats(conn: Connection, telegram_user_id: int, user_id: uuid.UUID) -> None:
     ended = await conn.fetch(
         "DELETE FROM telegram_chats WHERE telegram_user_id = $1 AND user_id = $2 "
         "RETURNING session_id",
@@ -284,7 +282,7 @@ KEEP_HANDLED = timedelta(days=7)
 
 
 async def _handled(
-    conn: asyncpg.Connection, telegram_chat_id: int, message_id: int, user_id: uuid.UUID
+    conn: Connection, telegram_chat_id: int, message_id: int, user_id: uuid.UUID
 ) -> HandledMessage | None:
     record = await conn.fetchrow(
         "SELECT session_id, answered_at IS NOT NULL OR user_id <> $3 AS done "
@@ -299,7 +297,7 @@ async def _handled(
 
 
 async def _record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     telegram_chat_id: int,
     message_id: int,
     user_id: uuid.UUID,
