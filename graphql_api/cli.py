@@ -16,7 +16,9 @@ from .core.tokens import mint_service_key, mint_token
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    applied = asyncio.run(migrate(settings.require_database_url()))
+    applied = asyncio.run(
+        migrate(settings.require_database_url(), directory=settings.migrations_dir)
+    )
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
 

@@ -32,7 +32,9 @@ def run_dev(settings: Settings, *, host: str, port: int, seed: bool) -> int:
             print("REDIS_URL is not set: starting embedded Redis")
             url = stack.enter_context(embedded_redis(settings.data_dir / "redis"))
             settings = replace(settings, redis_url=url)
-        applied = asyncio.run(migrate(settings.require_database_url()))
+        applied = asyncio.run(
+            migrate(settings.require_database_url(), directory=settings.migrations_dir)
+        )
         print(f"migrations: {len(applied)} applied")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve_everything(settings, host=host, port=port, seed=seed))

@@ -8,7 +8,6 @@ history, and editing one silently would leave databases that claim the same vers
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +37,8 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def migrations_dir() -> Path:
-    return Path(os.environ.get("MIGRATIONS_DIR") or MIGRATIONS_DIR)
-
-
 def discover(directory: Path | None = None) -> list[Migration]:
-    directory = directory or migrations_dir()
+    directory = directory or MIGRATIONS_DIR
     found = []
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)

@@ -108,6 +108,7 @@ class Settings:
     telegram_bot_username: str | None = None
     link_code_ttl_seconds: int = 600
     # The checkout's .data/ (git-ignored); for an installed copy, .data/ in the working directory.
+    migrations_dir: Path = field(default_factory=lambda: shipped_path("db", "migrations"))
     data_dir: Path = (
         PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
     ) / ".data"
@@ -154,6 +155,7 @@ class Settings:
             telegram_bot_username=(env.get("TELEGRAM_BOT_USERNAME") or None),
             link_code_ttl_seconds=_int(env, "LINK_CODE_TTL_SECONDS", 600, minimum=1),
             data_dir=Path(env.get("DATA_DIR") or cls.data_dir),
+            migrations_dir=Path(env.get("MIGRATIONS_DIR") or shipped_path("db", "migrations")),
             db_pool_min=_int(env, "DB_POOL_MIN", 1, minimum=0),
             db_pool_max=_int(env, "DB_POOL_MAX", 20, minimum=1),
             worker_queue=env.get("WORKER_QUEUE") or cls.worker_queue,

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from graphql_api.core.migrate import MigrationError, discover, migrate, migrations_dir
+from graphql_api.core.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
 from tests.conftest import DatabaseFactory
 
 BASELINE = "20250101000000"
@@ -152,7 +152,7 @@ async def test_an_edited_applied_migration_is_refused(
     databases: DatabaseFactory, tmp_path: Path
 ) -> None:
     copy = tmp_path / "migrations"
-    shutil.copytree(migrations_dir(), copy)
+    shutil.copytree(MIGRATIONS_DIR, copy)
     url = await databases.create()
     await migrate(url, directory=copy)
 
@@ -171,7 +171,7 @@ async def test_a_failing_migration_leaves_nothing_behind(
     databases: DatabaseFactory, tmp_path: Path
 ) -> None:
     copy = tmp_path / "migrations"
-    shutil.copytree(migrations_dir(), copy)
+    shutil.copytree(MIGRATIONS_DIR, copy)
     (copy / "29990101000000_broken.sql").write_text(
         "CREATE TABLE half_done (id int); SELECT no_such_function();"
     )
