@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 
 from . import messages, sessions
 from .agent import Agent, AgentError, ChatTurn
-from .db import Connection
+from .db import Connection, holding_lock
 from .errors import AgentFailed
 from .models import MessageRow, Role, SessionRow
 
@@ -78,14 +77,10 @@ async def run_turn(
     return TurnResult(session, user_message, reply)
 
 
-@contextlib.asynccontextmanager
-async def _one_turn_at_a_time(conn: Connection, session_id: str) -> AsyncIterator[None]:
-    key = "turn:" + session_id
-    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
-    try:
-        yield
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+def _one_turn_at_a_time(
+    conn: Connection, session_id: str
+) -> contextlib.AbstractAsyncContextManager[None]:
+    return holding_lock(conn, "turn:" + session_id)
 
 
 async def _history_for(conn: Connection, current: MessageRow) -> list[ChatTurn]:

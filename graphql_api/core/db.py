@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -13,6 +14,24 @@ from asyncpg.pool import PoolConnectionProxy
 # on: the pool (one statement) or a connection (a transaction, a lock).
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 Executor: TypeAlias = asyncpg.Pool | Connection
+
+
+# Named advisory locks: any text key, hashed by PostgreSQL itself to the lock's 64-bit number.
+
+
+async def lock_until_commit(conn: Connection, key: str) -> None:
+    """Take the lock named `key` until the current transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
+@contextlib.asynccontextmanager
+async def holding_lock(conn: Connection, key: str) -> AsyncIterator[None]:
+    """Hold the lock named `key` on this connection for the block, across transactions."""
+    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

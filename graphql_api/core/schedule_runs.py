@@ -14,7 +14,7 @@ from enum import StrEnum
 import asyncpg
 
 from . import sessions
-from .db import Executor
+from .db import Executor, lock_until_commit
 from .errors import BadInput
 from .models import SESSION_COLUMNS, Channel, SessionRow
 from .schedules import (
@@ -192,9 +192,7 @@ async def queue_run_now(
     slot = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"run-now:{schedule_id}"
-            )
+            await lock_until_commit(conn, f"run-now:{schedule_id}")
             record = await conn.fetchrow(
                 f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 AND user_id = $2",
                 schedule_id,

@@ -17,7 +17,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from . import messages, sessions
 from .cron import check_cron_syntax
-from .db import Executor
+from .db import Executor, lock_until_commit
 from .errors import BadInput
 
 MAX_NAME = 200
@@ -226,9 +226,7 @@ async def create_schedule(
     enabled = True if spec.enabled is None else spec.enabled
     next_run = next_run_after(cron, timezone, now or datetime.now(UTC))  # validates it ever runs
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"schedules-of:{owner}"
-        )
+        await lock_until_commit(conn, f"schedules-of:{owner}")
         count = await conn.fetchval("SELECT count(*) FROM schedules WHERE user_id = $1", owner)
         if count >= limit:
             raise BadInput(

@@ -14,7 +14,7 @@ from enum import StrEnum
 import asyncpg
 
 from . import sessions
-from .db import Connection, Executor
+from .db import Connection, Executor, lock_until_commit
 from .settings import SettingsError
 
 # Telegram's deep-link `start` parameter allows 1-64 of these characters.
@@ -183,7 +183,7 @@ async def _explain(
 
 
 async def _lock(conn: Connection, key: str) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "tg-link:" + key)
+    await lock_until_commit(conn, "tg-link:" + key)
 
 
 async def find_link(db: Executor, telegram_user_id: int) -> TelegramLink | None:
