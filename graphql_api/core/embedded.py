@@ -66,6 +66,9 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Its own process group: a terminal's Ctrl-C must not stop Redis before the processes
+        # that use it (`dev` stops it last, on the way out).
+        start_new_session=True,
     )
     try:
         _wait_for_port(port, process)

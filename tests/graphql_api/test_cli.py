@@ -96,14 +96,17 @@ def test_dev_starts_on_embedded_servers_and_stops_cleanly(tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         health = _wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
         assert health == {"status": "ok", "database": "ok", "redis": "ok"}
     finally:
-        process.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal signals the whole foreground process group, not just `dev`.
+        os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
+    assert "Traceback" not in output, output
     assert "embedded PostgreSQL" in output
     assert "#token=" in output
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), output
