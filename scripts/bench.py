@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import os
 import secrets
@@ -31,6 +30,7 @@ import httpx
 from graphql_api.core.embedded import embedded_postgres, free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
+from graphql_api.schema.cursors import message_cursor
 
 SECRET = "bench-" + secrets.token_hex(16)
 SCENARIOS = {
@@ -98,8 +98,7 @@ async def seed(url: str, person: uuid.UUID) -> dict[str, str]:
         )
     finally:
         await conn.close()
-    cursor = base64.urlsafe_b64encode(f"m1:{middle}".encode()).decode().rstrip("=")
-    return {"big": "mine-1", "deep": cursor, "web": "mine-3"}
+    return {"big": "mine-1", "deep": message_cursor("mine-1", middle), "web": "mine-3"}
 
 
 async def measure(
