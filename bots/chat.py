@@ -1,6 +1,6 @@
 """A linked person's messages: each one is a turn in the chat's current session; /new.
 
-Each message is filed under the session it arrives in (telegram_links.file_message), so a
+Each message is filed under the session it arrives in (links.file_message), so a
 redelivery goes there too, and once answered is not answered again.
 """
 
@@ -11,14 +11,14 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from graphql_api.core import conversation, sessions, telegram_links
+from graphql_api.core import conversation, sessions
 from graphql_api.core.agent import Agent
 from graphql_api.core.errors import AgentFailed
-from graphql_api.core.models import Channel
 from graphql_api.core.settings import Settings
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
-from . import texts
+from . import links, texts
+from .channel import TELEGRAM
 from .delivery import send_text, typing
 from .incoming import incoming_text
 
@@ -28,10 +28,10 @@ def idempotency_key(message: Message) -> str:
     return f"tg:{message.chat.id}:{message.message_id}"
 
 
-async def _link_of(message: Message, pool: asyncpg.Pool) -> telegram_links.TelegramLink | None:
+async def _link_of(message: Message, pool: asyncpg.Pool) -> links.TelegramLink | None:
     sender = message.from_user
     assert sender is not None
-    link = await telegram_links.find_link(pool, sender.id)
+    link = await links.find_link(pool, sender.id)
     if link is None:
         # The spec's existing behaviour: an unlinked sender is told how to link, nothing is stored.
         await message.answer(texts.HOW_TO_LINK)
@@ -42,7 +42,7 @@ async def new_session(message: Message, pool: asyncpg.Pool) -> None:
     link = await _link_of(message, pool)
     if link is None:
         return
-    started = await telegram_links.start_new_session(
+    started = await links.start_new_session(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
@@ -61,7 +61,7 @@ async def chat(
     link = await _link_of(message, pool)
     if link is None:
         return
-    filed = await telegram_links.file_message(
+    filed = await links.file_message(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
@@ -75,7 +75,7 @@ async def chat(
         Viewer(user_id=link.user_id, role=SERVICE_ROLE),
         sessions.SessionUpsert(
             session_id=filed.session_id,
-            channel=Channel.TELEGRAM,
+            channel=TELEGRAM,
             # A redelivery answered in an earlier session after /new leaves it inactive.
             is_active=True if filed.first_time else None,
             user_id=link.user_id,
@@ -102,9 +102,7 @@ async def chat(
 
 async def _answered(message: Message, pool: asyncpg.Pool) -> None:
     """Delivered: a redelivery of this update sends nothing again (until then, it re-sends)."""
-    await telegram_links.mark_answered(
-        pool, telegram_chat_id=message.chat.id, message_id=message.message_id
-    )
+    await links.mark_answered(pool, telegram_chat_id=message.chat.id, message_id=message.message_id)
 
 
 async def not_text(message: Message, pool: asyncpg.Pool) -> None:

@@ -18,7 +18,7 @@ from .delivery import RetryAfter
 from .ordering import OneChatInOrder
 
 if TYPE_CHECKING:
-    from graphql_api.app import Resources
+    from graphql_api.core.runtime import Resources
 
 # Updates handled at once (each holds a database connection now and then); more may wait,
 # each behind the earlier updates of its chat.

@@ -7,21 +7,19 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 
-from graphql_api.core import telegram_links
-from graphql_api.core.telegram_links import RedeemOutcome
-
-from . import texts
+from . import links, texts
+from .links import RedeemOutcome
 
 
 async def start(message: Message, command: CommandObject, pool: asyncpg.Pool) -> None:
     sender = message.from_user
     assert sender is not None
     if not command.args:
-        link = await telegram_links.find_link(pool, sender.id)
+        link = await links.find_link(pool, sender.id)
         await message.answer(texts.WELCOME_LINKED if link else texts.HOW_TO_LINK)
         return
     code = command.args.strip()
-    result = await telegram_links.redeem_link_code(
+    result = await links.redeem_link_code(
         pool, code, telegram_user_id=sender.id, telegram_username=sender.username
     )
     if result.outcome is RedeemOutcome.LINKED_ELSEWHERE:
@@ -33,14 +31,14 @@ async def start(message: Message, command: CommandObject, pool: asyncpg.Pool) ->
 async def unlink(message: Message, pool: asyncpg.Pool) -> None:
     sender = message.from_user
     assert sender is not None
-    removed = await telegram_links.unlink(pool, telegram_user_id=sender.id)
+    removed = await links.unlink(pool, telegram_user_id=sender.id)
     await message.answer(texts.UNLINKED if removed else texts.NOT_LINKED)
 
 
 async def help_(message: Message, pool: asyncpg.Pool) -> None:
     sender = message.from_user
     assert sender is not None
-    link = await telegram_links.find_link(pool, sender.id)
+    link = await links.find_link(pool, sender.id)
     await message.answer(texts.HELP if link else texts.HOW_TO_LINK)
 
 

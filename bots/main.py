@@ -16,7 +16,7 @@ from .dispatcher import build_bot, build_dispatcher
 from .startup import TELEGRAM_BACKOFF, prepare_polling
 
 if TYPE_CHECKING:
-    from graphql_api.app import Resources
+    from graphql_api.core.runtime import Resources
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ async def _stop(dispatcher: Dispatcher, polling: asyncio.Task[None]) -> None:
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
     """`unified-sessions bot`: its own database pool and agent, then poll until stopped
     (SIGINT/SIGTERM stop it gracefully)."""
-    from graphql_api.app import open_resources
+    from graphql_api.core.runtime import open_resources
 
     if settings.telegram_webhook:
         raise SettingsError(

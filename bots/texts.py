@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphql_api.core.telegram_links import RedeemOutcome
+from .links import RedeemOutcome
 
 HOW_TO_LINK = (
     "Hi! To chat with me, link this Telegram account to your account first:\n"

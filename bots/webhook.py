@@ -1,8 +1,8 @@
 """POST /telegram/webhook on the API: Telegram's updates, checked with its secret-token header.
 
 On only with TELEGRAM_WEBHOOK=true, which refuses to start without TELEGRAM_BOT_TOKEN and a
-TELEGRAM_WEBHOOK_SECRET. The bot and dispatcher are created at startup and kept in
-`resources.extras`, never in module globals.
+TELEGRAM_WEBHOOK_SECRET. The bot and dispatcher are created at startup and kept in the app's
+lifespan state (`request.state.telegram`), never in module globals.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import contextlib
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
@@ -30,13 +30,13 @@ from .dispatcher import build_bot, build_dispatcher
 from .startup import TELEGRAM_BACKOFF, check_webhook
 
 if TYPE_CHECKING:
-    from graphql_api.app import Resources
+    from graphql_api.core.runtime import Resources
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-EXTRAS_KEY = "telegram_webhook"
+STATE_KEY = "telegram"  # the lifespan state's WebhookRuntime
 MAX_UPDATE_BYTES = 1_000_000
 # Telegram accepts 1-256 of these characters; fewer than 16 would be guessable.
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
@@ -66,7 +66,7 @@ def webhook_secret(settings: Settings) -> str | None:
     return secret
 
 
-def telegram_routes(settings: Settings, current: Callable[[], Resources]) -> list[BaseRoute]:
+def telegram_routes(settings: Settings) -> list[BaseRoute]:
     """The webhook route when TELEGRAM_WEBHOOK is on, else nothing."""
     secret = webhook_secret(settings)
     if secret is None:
@@ -80,7 +80,7 @@ def telegram_routes(settings: Settings, current: Callable[[], Resources]) -> lis
         body = await request.body()
         if len(body) > MAX_UPDATE_BYTES:
             return JSONResponse({"error": "update too large"}, status_code=413)
-        runtime: WebhookRuntime = current().extras[EXTRAS_KEY]
+        runtime: WebhookRuntime = getattr(request.state, STATE_KEY)
         try:
             update = Update.model_validate_json(body, context={"bot": runtime.bot})
         except ValidationError:
@@ -97,23 +97,22 @@ def telegram_routes(settings: Settings, current: Callable[[], Resources]) -> lis
 @contextlib.asynccontextmanager
 async def telegram_lifespan(
     settings: Settings, resources: Resources, *, backoff: BackoffConfig = TELEGRAM_BACKOFF
-) -> AsyncIterator[None]:
+) -> AsyncIterator[Mapping[str, Any]]:
     """Create the webhook's bot and dispatcher at startup; close the bot's session at shutdown.
 
     The Bot API start-up check (command menu, webhook set?) runs in the background, retried with
     `backoff`: the API starts and serves whatever the Bot API answers meanwhile.
     """
     if webhook_secret(settings) is None:
-        yield
+        yield {}
         return
     bot = build_bot(settings)
-    resources.extras[EXTRAS_KEY] = WebhookRuntime(bot, build_dispatcher(resources))
+    runtime = WebhookRuntime(bot, build_dispatcher(resources))
     check = asyncio.create_task(check_webhook(bot, backoff), name="telegram-webhook-check")
     try:
-        yield
+        yield {STATE_KEY: runtime}
     finally:
         check.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await check
-        resources.extras.pop(EXTRAS_KEY, None)
         await bot.session.close()

@@ -1,20 +1,16 @@
-"""The Starlette application: GraphQL at /graphql, health at /healthz, the web app at /."""
+"""The Starlette application: GraphQL at /graphql, health at /healthz, each configured channel's
+routes, and the web app at /."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -23,79 +19,38 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 
-from .core.agent import Agent, build_agent
-from .core.db import create_pool
+from .channels import installed_channels
+from .core.channels import Channel
+from .core.runtime import Resources, open_resources
 from .core.settings import Settings, shipped_path
-from .core.tokens import TokenVerifier
 from .limits import LimitRequestBody
 from .schema import build_schema
-from .schema.context import Context, Loaders, authenticate
+from .schema.context import Context, authenticate
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = shipped_path("web")
-
-
-@dataclass
-class Resources:
-    """What a request needs, created once at startup and closed at shutdown."""
-
-    settings: Settings
-    pool: asyncpg.Pool
-    agent: Agent
-    redis: Redis | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @functools.cached_property
-    def verifier(self) -> TokenVerifier:
-        """How bearer tokens are checked (JWT_SECRET and/or the JWKS), built once."""
-        return TokenVerifier.from_settings(self.settings)
-
-
-@contextlib.asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    settings.require_token_keys()
-    pool = await create_pool(
-        settings.require_database_url(),
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-    )
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    agent = build_agent(settings)
-    warm_up: asyncio.Task[None] | None = None
-    try:
-        resources = Resources(settings=settings, pool=pool, agent=agent, redis=redis)
-        # The JWKS is fetched in the background: the server starts whether it answers or not.
-        warm_up = asyncio.create_task(resources.verifier.warm_up())
-        yield resources
-    finally:
-        if warm_up is not None:
-            warm_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await warm_up
-        await agent.aclose()
-        if redis is not None:
-            await redis.aclose()
-        await pool.close()
+RESOURCES = "resources"  # the lifespan state's key for the shared Resources
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, resources: Callable[[], Resources], *, dev_tools: bool) -> None:
+    def __init__(self, channels: tuple[Channel, ...], *, dev_tools: bool) -> None:
+        self.channels = channels
         super().__init__(
-            build_schema(dev_tools=dev_tools),
+            build_schema(channels, dev_tools=dev_tools),
             graphql_ide="graphiql" if dev_tools else None,
             allow_queries_via_get=False,
         )
-        self._resources = resources
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        resources = self._resources()
+        resources: Resources = getattr(request.state, RESOURCES)
         viewer, problem = await authenticate(
             resources.verifier, request.headers.get("authorization")
         )
         return Context(
             resources=resources,
-            loaders=Loaders.for_request(resources.pool),
+            state=request.state,
+            channels=self.channels,
             viewer=viewer,
             auth_problem=problem,
             request=request,
@@ -115,7 +70,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
 
 async def healthz(request: Request) -> Response:
-    resources: Resources = request.app.state.resources
+    resources: Resources = getattr(request.state, RESOURCES)
     checks = {"database": "ok", "redis": "ok" if resources.redis else "not configured"}
     try:
         await resources.pool.fetchval("SELECT 1", timeout=2)
@@ -132,35 +87,39 @@ async def healthz(request: Request) -> Response:
     )
 
 
-def create_app(settings: Settings, resources: Resources | None = None) -> Starlette:
-    """The app. Given `resources` (tests, `dev`), it uses them and leaves closing to the caller."""
-    state: dict[str, Resources] = {}
-
-    def current() -> Resources:
-        return state["resources"]
+def create_app(
+    settings: Settings,
+    resources: Resources | None = None,
+    *,
+    channels: Iterable[Channel] | None = None,
+) -> Starlette:
+    """The app, with every installed channel in its schema and the configured ones' routes and
+    lifespans. Given `resources` (tests, `dev`), it uses them and leaves closing to the caller."""
+    channels = installed_channels() if channels is None else tuple(channels)
+    running = [channel for channel in channels if channel.enabled(settings)]
+    for channel in running:
+        channel.check_settings(settings)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
-            if resources is None:
-                state["resources"] = await stack.enter_async_context(open_resources(settings))
-            else:
-                state["resources"] = resources
-            app.state.resources = state["resources"]
-            if settings.telegram_webhook:
-                await stack.enter_async_context(telegram_lifespan(settings, state["resources"]))
-            yield
+            shared = resources
+            if shared is None:
+                shared = await stack.enter_async_context(open_resources(settings))
+            state: dict[str, Any] = {RESOURCES: shared}
+            for channel in running:
+                given = await stack.enter_async_context(channel.lifespan(settings, shared))
+                if taken := state.keys() & given.keys():
+                    raise RuntimeError(f"channel {channel.name!r} reuses state keys {taken}")
+                state.update(given)
+            yield state
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/graphql", GraphQLApp(current, dev_tools=settings.graphql_dev_tools)),
+        Route("/graphql", GraphQLApp(channels, dev_tools=settings.graphql_dev_tools)),
     ]
-    if settings.telegram_webhook:
-        # Imported only when the webhook is on: aiogram takes seconds to import, and an API
-        # without Telegram should not pay that in every worker process.
-        from bots.webhook import telegram_lifespan, telegram_routes
-
-        routes.extend(telegram_routes(settings, current))  # POST /telegram/webhook
+    for channel in running:
+        routes.extend(channel.routes(settings))
     if Path(WEB_DIR).is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LimitRequestBody)])

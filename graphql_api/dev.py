@@ -9,13 +9,14 @@ from dataclasses import replace
 
 import uvicorn
 
-from .app import Resources, create_app, open_resources
-from .core.demo import seed_demo
+from .app import create_app
 from .core.devsecrets import with_dev_secret
 from .core.embedded import embedded_postgres, embedded_redis
 from .core.migrate import migrate
+from .core.runtime import Resources, open_resources
 from .core.settings import Settings
 from .core.tokens import mint_token
+from .demo import seed_demo
 from .server import server_config
 
 log = logging.getLogger("unified_sessions.dev")

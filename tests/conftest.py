@@ -27,11 +27,12 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from redis.asyncio import Redis
 
-from graphql_api.app import Resources, create_app
+from graphql_api.app import create_app
 from graphql_api.core.agent import EchoAgent
 from graphql_api.core.db import create_pool
 from graphql_api.core.embedded import embedded_postgres, embedded_redis, free_port, with_database
 from graphql_api.core.migrate import migrate
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from graphql_api.core.tokens import mint_token
 

@@ -11,12 +11,14 @@ from enum import StrEnum
 
 import asyncpg
 
-from graphql_api.core import conversation, schedule_runs, sessions
+from graphql_api.core import conversation, sessions
 from graphql_api.core.agent import Agent
 from graphql_api.core.errors import AgentFailed, DomainError
-from graphql_api.core.schedule_runs import RunState
-from graphql_api.core.schedules import Outcome, ScheduleRow, slot_token
 from graphql_api.core.settings import Settings
+
+from . import runs
+from .runs import RunState
+from .schedules import Outcome, ScheduleRow, slot_token
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +68,14 @@ async def execute(
     reply results. When the agent fails, the failure is on the session and the schedule, the
     session is inactive, and RetryLater is raised while attempts remain.
     """
-    schedule = await schedule_runs.get_schedule_for_run(pool, schedule_id)
+    schedule = await runs.get_schedule_for_run(pool, schedule_id)
     if schedule is None:
         return Result.GONE
     try:
-        start = await schedule_runs.begin_run(
-            pool, schedule, slot, lease_seconds=policy.job_timeout
-        )
+        start = await runs.begin_run(pool, schedule, slot, lease_seconds=policy.job_timeout)
     except DomainError as refused:  # the slot's session id is taken by a session of another kind
         log.warning("schedule %s slot %s refused: %s", schedule.id, slot, refused.message)
-        await schedule_runs.finish_run(pool, schedule.id, slot, Outcome.FAILED, refused.message)
+        await runs.finish_run(pool, schedule.id, slot, Outcome.FAILED, refused.message)
         return Result.FAILED
     if start.state is not RunState.STARTED:
         return {
@@ -112,9 +112,7 @@ async def execute(
         reason = "the run failed unexpectedly"
         return await _failed(pool, schedule, slot, session_id, reason, start.attempt, policy)
     await sessions.set_active(pool, session_id, False)
-    await schedule_runs.finish_run(
-        pool, schedule.id, slot, Outcome.SUCCEEDED, session_id=session_id
-    )
+    await runs.finish_run(pool, schedule.id, slot, Outcome.SUCCEEDED, session_id=session_id)
     return Result.SUCCEEDED
 
 
@@ -129,7 +127,7 @@ async def _failed(
 ) -> Result:
     await sessions.set_active(pool, session_id, False)
     if attempt < policy.max_attempts:
-        await schedule_runs.release_run(pool, schedule.id, slot, reason)
+        await runs.release_run(pool, schedule.id, slot, reason)
         raise RetryLater(policy.retry_delay * attempt)
     await _finish(schedule, slot, session_id, pool, reason)
     return Result.FAILED
@@ -138,13 +136,11 @@ async def _failed(
 async def _finish(
     schedule: ScheduleRow, slot: datetime, session_id: str, pool: asyncpg.Pool, reason: str
 ) -> None:
-    await schedule_runs.finish_run(
-        pool, schedule.id, slot, Outcome.FAILED, reason, session_id=session_id
-    )
+    await runs.finish_run(pool, schedule.id, slot, Outcome.FAILED, reason, session_id=session_id)
 
 
 async def _abandon(
     pool: asyncpg.Pool, schedule_id: uuid.UUID, slot: datetime, session_id: str
 ) -> None:
     await sessions.set_active(pool, session_id, False)
-    await schedule_runs.release_run(pool, schedule_id, slot, "the worker stopped during the run")
+    await runs.release_run(pool, schedule_id, slot, "the worker stopped during the run")

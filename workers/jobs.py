@@ -12,8 +12,7 @@ import asyncpg
 from arq import Retry
 from arq.connections import ArqRedis
 
-from graphql_api.core import schedule_runs, schedules
-
+from . import runs, schedules
 from .execution import Policy, RetryLater, execute
 
 log = logging.getLogger(__name__)
@@ -44,9 +43,9 @@ async def _claim(pool: asyncpg.Pool, arq: ArqRedis, queue: str) -> int:
     async def enqueue(due: schedules.DueSlot) -> None:
         await schedules.enqueue_run(arq, queue, due.schedule_id, due.slot)
 
-    claimed = await schedule_runs.claim_due(pool, enqueue)
+    claimed = await runs.claim_due(pool, enqueue)
     just_queued = {(due.schedule_id, due.slot) for due in claimed}
-    for schedule_id, slot in await schedule_runs.stalled_runs(pool):
+    for schedule_id, slot in await runs.stalled_runs(pool):
         if (schedule_id, slot) in just_queued:
             continue
         if await schedules.enqueue_run(arq, queue, schedule_id, slot):

@@ -33,7 +33,7 @@ from .jobs import (
 )
 
 if TYPE_CHECKING:
-    from graphql_api.app import Resources
+    from graphql_api.core.runtime import Resources
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,6 @@ from enum import StrEnum
 from typing import Any
 
 
-class Channel(StrEnum):
-    WEB = "web"
-    TELEGRAM = "telegram"
-    SCHEDULED = "scheduled"
-
-
 class Role(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
@@ -33,7 +27,7 @@ class SessionRow:
     user_id: uuid.UUID
     chat_id: uuid.UUID
     session_id: str
-    channel: Channel
+    channel: str  # a channel's name: graphql_api.core.channels
     agent_name: str
     is_active: bool
     created_at: datetime
@@ -48,7 +42,7 @@ class SessionRow:
             user_id=record["user_id"],
             chat_id=record["chat_id"],
             session_id=record["session_id"],
-            channel=Channel(record["channel"]),
+            channel=record["channel"],
             agent_name=record["agent_name"],
             is_active=record["is_active"],
             created_at=record["created_at"],

@@ -8,22 +8,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .channels import WEB
 from .db import Executor
 from .errors import BadInput, Forbidden
-from .models import SESSION_COLUMNS, Channel, SessionRow, parse_uuid
+from .models import SESSION_COLUMNS, SessionRow, parse_uuid
 from .tokens import Viewer
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")  # fullmatch
-# Ids the service mints for Telegram chats and schedule slots. A person may not take one for a
-# web session: it would be theirs first, and the channel's own upsert would then be refused.
-SERVICE_ID_PREFIXES = ("tg-", "sched:")
 MAX_AGENT_NAME = 100
 
 
 @dataclass(frozen=True)
 class SessionUpsert:
     session_id: str | None = None
-    channel: Channel = Channel.WEB
+    channel: str = WEB
     agent_name: str | None = None
     is_active: bool | None = None
     user_id: uuid.UUID | None = None  # whose session; only the service identity may name another
@@ -37,19 +35,17 @@ def validate_session_id(session_id: str) -> str:
     return session_id
 
 
-def _owner_for(actor: Viewer, spec: SessionUpsert) -> uuid.UUID:
+def _owner_for(actor: Viewer, spec: SessionUpsert, reserved: tuple[str, ...]) -> uuid.UUID:
     if actor.is_service:
         if spec.user_id is None:
             raise BadInput("userId is required when acting as the service", field="userId")
         return spec.user_id
     if spec.user_id is not None and spec.user_id != actor.user_id:
         raise Forbidden("you may only write your own sessions")
-    if spec.channel is not Channel.WEB:
-        raise Forbidden("telegram and scheduled sessions are written by the service only")
-    if spec.session_id is not None and spec.session_id.startswith(SERVICE_ID_PREFIXES):
-        raise BadInput(
-            "sessionId may not start with " + " or ".join(SERVICE_ID_PREFIXES), field="sessionId"
-        )
+    if spec.channel != WEB:
+        raise Forbidden("only web sessions are written by people; other channels' by the service")
+    if spec.session_id is not None and reserved and spec.session_id.startswith(reserved):
+        raise BadInput("sessionId may not start with " + " or ".join(reserved), field="sessionId")
     return actor.user_id
 
 
@@ -85,7 +81,12 @@ def is_canonical_uuid(value: str) -> bool:
 
 
 async def upsert_session(
-    db: Executor, actor: Viewer, spec: SessionUpsert, *, default_agent_name: str = "assistant"
+    db: Executor,
+    actor: Viewer,
+    spec: SessionUpsert,
+    *,
+    default_agent_name: str = "assistant",
+    reserved_prefixes: tuple[str, ...] = (),
 ) -> SessionRow:
     """Create the session or update its agent/activity, in one statement.
 
@@ -96,9 +97,11 @@ async def upsert_session(
     refusal tells them nothing about anyone else's sessions: an id that is not their own gets
     BAD_USER_INPUT "a new session's id must be a uuid" (sessionId), whether it exists or not,
     and so does a uuid that is someone else's (reachable only by knowing that id already), after
-    the same two statements.
+    the same two statements. Ids starting with one of `reserved_prefixes` (those the channels
+    mint: `tg-`, `sched:`) are the service's alone: a person's web session under one would be
+    theirs first, and the channel's own upsert would then be refused.
     """
-    owner = _owner_for(actor, spec)
+    owner = _owner_for(actor, spec, reserved_prefixes)
     chat_id = uuid.uuid4()
     may_create = True
     if spec.session_id is None:
@@ -114,14 +117,14 @@ async def upsert_session(
             owner,
             chat_id,
             session_id,
-            spec.channel.value,
+            spec.channel,
             agent_name or default_agent_name,
             spec.is_active,
             agent_name,
         )
     else:
         record = await db.fetchrow(
-            _UPDATE_OWN, session_id, owner, spec.channel.value, agent_name, spec.is_active
+            _UPDATE_OWN, session_id, owner, spec.channel, agent_name, spec.is_active
         )
     if record is None:
         await _explain_refusal(db, actor, session_id, owner)
@@ -191,14 +194,14 @@ async def list_sessions(
     user_id: uuid.UUID,
     *,
     limit: int,
-    channel: Channel | None = None,
+    channel: str | None = None,
     after: SessionKey | None = None,
 ) -> list[SessionRow]:
     """Up to `limit` sessions, newest activity first, strictly after the keyset position."""
     conditions = ["user_id = $1"]
     args: list[object] = [user_id]
     if channel is not None:
-        args.append(channel.value)
+        args.append(channel)
         conditions.append(f"channel = ${len(args)}")
     if after is not None:
         args.extend([after.updated_at, after.id])

@@ -1,8 +1,8 @@
-"""The Strawberry schema, assembled from one Query and one Mutation part per feature module."""
+"""The Strawberry schema: the sessions part, then each channel's Query, Mutation and types."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import strawberry
 from graphql import GraphQLError
@@ -15,6 +15,7 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 
+from ..core.channels import Channel, SchemaPart
 from .errors import ErrorCodes, ReportingParserCache
 from .limits import (
     MAX_ALIASES,
@@ -23,13 +24,12 @@ from .limits import (
     DocumentLimitsRule,
     ProductionDocumentLimitsRule,
 )
-from .schedules import ScheduleMutation, ScheduleQuery
 from .sessions import SessionMutation, SessionQuery
-from .telegram import TelegramMutation, TelegramQuery
 from .types import ChatMessage, ChatSession
 
-QUERY_PARTS: tuple[type, ...] = (SessionQuery, TelegramQuery, ScheduleQuery)
-MUTATION_PARTS: tuple[type, ...] = (SessionMutation, TelegramMutation, ScheduleMutation)
+SESSIONS = SchemaPart(
+    query=SessionQuery, mutation=SessionMutation, types=(ChatSession, ChatMessage)
+)
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "build_schema"]
 
@@ -40,7 +40,7 @@ class Schema(strawberry.Schema):
         ErrorCodes logs the unexpected ones with their traceback; the rest are not ours."""
 
 
-def build_schema(*, dev_tools: bool = True) -> strawberry.Schema:
+def build_schema(channels: Iterable[Channel], *, dev_tools: bool = True) -> strawberry.Schema:
     """dev_tools=False is production: no introspection and no "Did you mean" suggestions."""
     # Extensions are factories: a fresh one per request. The parser and validation caches are
     # module-level LRU caches, shared by every request. The validation cache is keyed by the
@@ -56,9 +56,10 @@ def build_schema(*, dev_tools: bool = True) -> strawberry.Schema:
     ]
     if not dev_tools:
         extensions.append(DisableIntrospection)
+    parts = [SESSIONS, *(channel.schema() for channel in channels)]
     return Schema(
-        query=merge_types("Query", QUERY_PARTS),
-        mutation=merge_types("Mutation", MUTATION_PARTS),
-        types=[ChatSession, ChatMessage],
+        query=merge_types("Query", tuple(p.query for p in parts if p.query)),
+        mutation=merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation)),
+        types=[t for p in parts for t in p.types],
         extensions=extensions,
     )

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import asyncpg
 from strawberry.dataloader import DataLoader
 
-from ..core import messages, schedule_runs
+from ..core import messages
 from ..core.agent import Agent
+from ..core.channels import Channel
 from ..core.errors import Unauthenticated
-from ..core.models import MessageRow, SessionRow
+from ..core.models import MessageRow
+from ..core.runtime import Resources
 from ..core.settings import Settings
 from ..core.tokens import InvalidToken, TokenVerifier, Viewer
 
-if TYPE_CHECKING:
-    from ..app import Resources
+K = TypeVar("K")
+V = TypeVar("V")
+LoaderFactory = Callable[[asyncpg.Pool], DataLoader[K, V]]
 
 PageKey = tuple[str, int | None, int]  # (session_id, before message id or None, rows to fetch)
 
 
-def _message_pages_loader(pool: asyncpg.Pool) -> DataLoader[PageKey, list[MessageRow]]:
+def message_pages(pool: asyncpg.Pool) -> DataLoader[PageKey, list[MessageRow]]:
+    """Pages of many sessions' histories in one query per page size."""
+
     async def load(keys: Sequence[PageKey]) -> list[list[MessageRow]]:
         by_limit: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
         for session_id, before, limit in keys:
@@ -40,46 +43,16 @@ def _message_pages_loader(pool: asyncpg.Pool) -> DataLoader[PageKey, list[Messag
     return DataLoader(load_fn=load)
 
 
-RunPageKey = tuple[uuid.UUID, datetime | None, int]  # (schedule id, before slot, rows to fetch)
-RunPage = list[tuple[datetime, SessionRow]]
-
-
-def _schedule_runs_loader(pool: asyncpg.Pool) -> DataLoader[RunPageKey, RunPage]:
-    async def load(keys: Sequence[RunPageKey]) -> list[RunPage]:
-        by_limit: dict[int, list[schedule_runs.RunPageKey]] = defaultdict(list)
-        for schedule_id, before, limit in keys:
-            by_limit[limit].append((schedule_id, before))
-        found: dict[RunPageKey, RunPage] = {}
-        for limit, requests in by_limit.items():
-            pages = await schedule_runs.run_session_pages(pool, requests, limit)
-            for (schedule_id, before), page in pages.items():
-                found[(schedule_id, before, limit)] = page
-        return [found[key] for key in keys]
-
-    return DataLoader(load_fn=load)
-
-
-@dataclass
-class Loaders:
-    message_pages: DataLoader[PageKey, list[MessageRow]]
-    schedule_runs: DataLoader[RunPageKey, RunPage]
-
-    @classmethod
-    def for_request(cls, pool: asyncpg.Pool) -> Loaders:
-        return cls(
-            message_pages=_message_pages_loader(pool),
-            schedule_runs=_schedule_runs_loader(pool),
-        )
-
-
 @dataclass
 class Context:
     resources: Resources
-    loaders: Loaders
+    state: Any = None  # the app's lifespan state (request.state): what channels opened at startup
+    channels: tuple[Channel, ...] = ()
     viewer: Viewer | None = None
     auth_problem: str | None = None
     request: Any = field(default=None, repr=False)
     response: Any = field(default=None, repr=False)
+    _loaders: dict[object, DataLoader[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -92,6 +65,19 @@ class Context:
     @property
     def settings(self) -> Settings:
         return self.resources.settings
+
+    @property
+    def reserved_prefixes(self) -> tuple[str, ...]:
+        """Session-id prefixes the channels mint, which people may not use."""
+        return tuple(c.service_id_prefix for c in self.channels if c.service_id_prefix)
+
+    def loader(self, factory: LoaderFactory[K, V]) -> DataLoader[K, V]:
+        """This request's DataLoader made by `factory`: made on first use, then shared by every
+        resolver of the request (and of no other request)."""
+        found = self._loaders.get(factory)
+        if found is None:
+            found = self._loaders[factory] = factory(self.pool)
+        return found
 
     def require_viewer(self) -> Viewer:
         if self.viewer is None:

@@ -29,7 +29,6 @@ from typing import Any
 from strawberry import relay
 
 from ..core.errors import BadInput
-from ..core.models import Channel
 from ..core.sessions import SessionKey
 
 MAX_PAGE_SIZE = 100
@@ -59,26 +58,16 @@ class CursorScope:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def sessions_scope(user_id: uuid.UUID, channel: Channel | None) -> CursorScope:
+def sessions_scope(user_id: uuid.UUID, channel: str | None) -> CursorScope:
     """`sessions(channel:)`: the list is the viewer's (a person, or the person a service token
     acts as) sessions, optionally one channel's."""
-    return CursorScope(
-        "s1", "updated_at desc, id desc", (str(user_id), channel.value if channel else "*")
-    )
+    return CursorScope("s1", "updated_at desc, id desc", (str(user_id), channel or "*"))
 
 
 def messages_scope(session_id: str) -> CursorScope:
     """A session's history, wherever it is paged (`messages`, `ChatSession.messages`): bound to
     the session, not the viewer, so the same cursor stays valid for any view of that session."""
     return CursorScope("m1", "id", (session_id,))
-
-
-def schedules_scope(user_id: uuid.UUID) -> CursorScope:
-    return CursorScope("c1", "created_at desc, id desc", (str(user_id),))
-
-
-def schedule_runs_scope(schedule_id: uuid.UUID | str) -> CursorScope:
-    return CursorScope("r1", "slot desc", (str(schedule_id),))
 
 
 def page_info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..channels import installed_channels
 from ..core.settings import PROJECT_ROOT
 from . import build_schema
 
@@ -12,7 +13,7 @@ SCHEMA_FILE = PROJECT_ROOT / "schema.graphql"
 
 
 def schema_sdl() -> str:
-    return build_schema().as_str() + "\n"
+    return build_schema(installed_channels()).as_str() + "\n"
 
 
 def main(argv: list[str]) -> int:

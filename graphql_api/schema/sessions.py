@@ -8,8 +8,8 @@ import strawberry
 from strawberry import relay
 
 from ..core import conversation, sessions
+from ..core.channels import WEB
 from ..core.errors import AgentFailed, Forbidden, NotFound
-from ..core.models import Channel as ChannelValue
 from ..core.models import MessageRow, SessionRow
 from .cursors import page_info, page_size, read_session_cursor, session_cursor, sessions_scope
 from .types import (
@@ -58,7 +58,7 @@ class SessionQuery:
     ) -> ChatSessionConnection:
         viewer = info.context.require_viewer()
         limit = page_size(first, "first")
-        channel_value = channel.to_core() if channel else None
+        channel_value = channel.value if channel else None
         scope = sessions_scope(viewer.user_id, channel_value)
         key = read_session_cursor(after, scope) if after is not None else None
         rows = await sessions.list_sessions(
@@ -94,7 +94,7 @@ class UpsertSessionInput:
     session_id: str | None = strawberry.field(
         default=None, description="Absent: a new session with a generated id."
     )
-    channel: Channel = Channel.WEB
+    channel: Channel = Channel(WEB)
     agent_name: str | None = None
     is_active: bool | None = None
     user_id: uuid.UUID | None = strawberry.field(
@@ -141,12 +141,13 @@ class SessionMutation:
             viewer,
             sessions.SessionUpsert(
                 session_id=input.session_id,
-                channel=input.channel.to_core(),
+                channel=input.channel.value,
                 agent_name=input.agent_name,
                 is_active=input.is_active,
                 user_id=input.user_id,
             ),
             default_agent_name=info.context.settings.default_agent_name,
+            reserved_prefixes=info.context.reserved_prefixes,
         )
         return ChatSession.from_row(row)
 
@@ -163,14 +164,14 @@ class SessionMutation:
                 viewer,
                 sessions.SessionUpsert(
                     session_id=_first_message_session_id(viewer.user_id, key),
-                    channel=ChannelValue.WEB,
+                    channel=WEB,
                     user_id=viewer.user_id,
                 ),
                 default_agent_name=info.context.settings.default_agent_name,
             )
         else:
             session = await _own_session(info, input.session_id)
-        if session.channel is not ChannelValue.WEB:
+        if session.channel != WEB:
             raise Forbidden("telegram and scheduled sessions are read-only from the web")
         try:
             turn = await conversation.run_turn(

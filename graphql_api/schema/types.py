@@ -6,29 +6,29 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import strawberry
 from strawberry import relay
 
+from ..channels import channel_names
 from ..core import messages, sessions
-from ..core.models import Channel as ChannelValue
 from ..core.models import MessageRow, Role, SessionRow, parse_uuid
-from .context import Context
+from .context import Context, message_pages
 from .cursors import message_cursor, page_info, page_size, read_message_cursor
 
 Info = strawberry.Info[Context, None]
 
 
-@strawberry.enum
-class Channel(Enum):
-    WEB = "web"
-    TELEGRAM = "telegram"
-    SCHEDULED = "scheduled"
+if TYPE_CHECKING:
 
-    def to_core(self) -> ChannelValue:
-        return ChannelValue(self.value)
+    class Channel(Enum):
+        """One member per installed channel, e.g. Channel.WEB == Channel("web")."""
+
+else:
+    # Each installed channel's name, upper-cased: WEB, then the registered channels in order.
+    Channel = strawberry.enum(Enum("Channel", [(n.upper(), n) for n in channel_names()]))
 
 
 @strawberry.enum
@@ -94,7 +94,7 @@ async def load_message_page(
 ) -> ChatMessageConnection:
     limit = page_size(last, "last")
     before_id = read_message_cursor(before, session_id) if before is not None else None
-    rows = await info.context.loaders.message_pages.load((session_id, before_id, limit + 1))
+    rows = await info.context.loader(message_pages).load((session_id, before_id, limit + 1))
     return ChatMessageConnection.from_page(session_id, rows, limit=limit, before=before_id)
 
 
@@ -136,7 +136,7 @@ class ChatSession(relay.Node):
         return cls(
             id=str(row.id),
             session_id=row.session_id,
-            channel=Channel(row.channel.value),
+            channel=Channel(row.channel),
             agent_name=row.agent_name,
             is_active=row.is_active,
             created_at=row.created_at,
@@ -147,7 +147,7 @@ class ChatSession(relay.Node):
 
     @strawberry.field(description="The newest message, or null for an empty session.")
     async def last_message(self, info: Info) -> ChatMessage | None:
-        rows = await info.context.loaders.message_pages.load((self.session_id, None, 1))
+        rows = await info.context.loader(message_pages).load((self.session_id, None, 1))
         return ChatMessage.from_row(rows[-1]) if rows else None
 
     @strawberry.field(description="The `last` messages older than `before`, oldest to newest.")

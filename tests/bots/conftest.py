@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bots.dispatcher import build_bot, build_dispatcher
-from graphql_api.app import Resources
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person, running_server
 

@@ -9,9 +9,9 @@ import asyncpg
 
 from bots import texts
 from bots.delivery import TEXT_LIMIT
-from graphql_api.app import Resources
 from graphql_api.core.agent import OpenAICompatibleAgent
 from graphql_api.core.embedded import free_port
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bots import texts
+from bots.links import RedeemOutcome
 from graphql_api.core.settings import Settings
-from graphql_api.core.telegram_links import RedeemOutcome
 from tests.conftest import GraphQLClient, Person, make_person
 
 from .conftest import CREATE_CODE, BotHarness, TelegramUser, history, link

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from bots.main import polling_task, run_polling
-from graphql_api.app import Resources
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings, SettingsError
 from tests.conftest import GraphQLClient, Person
 

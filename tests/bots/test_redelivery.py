@@ -9,8 +9,8 @@ from dataclasses import replace
 import asyncpg
 
 from bots import texts
-from graphql_api.app import Resources
 from graphql_api.core.agent import AgentError, ChatTurn, EchoAgent
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person, make_person
 

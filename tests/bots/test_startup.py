@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bots.main import polling_task
 from bots.webhook import SECRET_HEADER, WEBHOOK_PATH
-from graphql_api.app import Resources, create_app
+from graphql_api.app import create_app
 from graphql_api.core.agent import EchoAgent
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person, running_server
 

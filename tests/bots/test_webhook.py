@@ -10,9 +10,10 @@ import httpx
 import pytest
 from starlette.datastructures import Secret
 
-from bots.webhook import SECRET_HEADER, WEBHOOK_PATH
-from graphql_api.app import Resources, create_app
+from bots.webhook import SECRET_HEADER, STATE_KEY, WEBHOOK_PATH, telegram_lifespan
+from graphql_api.app import create_app
 from graphql_api.core.agent import EchoAgent
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings, SettingsError
 from tests.conftest import GraphQLClient, Person, running_server
 
@@ -46,7 +47,22 @@ async def webhook(
         httpx.AsyncClient(base_url=url, timeout=30) as client,
     ):
         yield client, fake
-    assert resources.extras == {}  # the webhook's bot was closed and removed at shutdown
+
+
+async def test_the_webhook_bot_is_closed_at_shutdown(
+    settings: Settings, pool: asyncpg.Pool, fake_bot_api: tuple[FakeTelegram, str]
+) -> None:
+    webhook_settings = bot_settings(
+        settings,
+        telegram_webhook=True,
+        telegram_webhook_secret=Secret(SECRET),
+        telegram_api_base=fake_bot_api[1],
+    )
+    resources = Resources(settings=webhook_settings, pool=pool, agent=EchoAgent())
+    async with telegram_lifespan(webhook_settings, resources) as state:
+        http = await state[STATE_KEY].bot.session.create_session()
+        assert not http.closed
+    assert http.closed
 
 
 async def test_the_right_secret_gets_the_update_processed(

@@ -8,7 +8,8 @@ from typing import Any
 import asyncpg
 
 from graphql_api.core import messages, sessions
-from graphql_api.core.models import Channel, Role, SessionRow
+from graphql_api.core.channels import WEB
+from graphql_api.core.models import Role, SessionRow
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
 
@@ -16,7 +17,7 @@ async def make_session(
     pool: asyncpg.Pool,
     user_id: uuid.UUID,
     *,
-    channel: Channel = Channel.WEB,
+    channel: str = WEB,
     session_id: str | None = None,
     agent_name: str | None = None,
 ) -> SessionRow:

@@ -22,8 +22,9 @@ import httpx
 import pytest
 import uvicorn
 
-from graphql_api.app import Resources, create_app
+from graphql_api.app import create_app
 from graphql_api.core.embedded import free_port
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from graphql_api.limits import MAX_HEAD_BYTES, HttpLimits
 from graphql_api.server import server_config

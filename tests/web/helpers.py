@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from graphql_api.core import messages, sessions
-from graphql_api.core.models import Channel, Role
+from graphql_api.core.models import Role
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
 try:
@@ -41,7 +41,7 @@ def open_session_id(url: str) -> str | None:
 async def seed_session(
     pool: asyncpg.Pool,
     user_id: uuid.UUID,
-    channel: Channel,
+    channel: str,
     history: Sequence[tuple[Role, str]] = (),
     *,
     session_id: str | None = None,

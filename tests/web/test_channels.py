@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphql_api.core.models import Channel
+from bots.channel import TELEGRAM
+from graphql_api.core.channels import WEB
 from tests.conftest import make_person
+from workers.channel import SCHEDULED
 
 from .helpers import (
     app_url,
@@ -29,19 +31,19 @@ async def test_a_telegram_session_is_listed_readable_and_read_only(
 ) -> None:
     person = make_person()
     web_id = await seed_session(
-        pool, person.user_id, Channel.WEB, conversation(("A web question", "A web answer"))
+        pool, person.user_id, WEB, conversation(("A web question", "A web answer"))
     )
     telegram_id = await seed_session(
         pool,
         person.user_id,
-        Channel.TELEGRAM,
+        TELEGRAM,
         conversation(("Sent from Telegram", "Answered in Telegram")),
         session_id=f"telegram:{uuid.uuid4().hex}",
     )
     scheduled_id = await seed_session(
         pool,
         person.user_id,
-        Channel.SCHEDULED,
+        SCHEDULED,
         conversation(("Daily digest", "Nothing new today")),
         agent_name="digest",
         is_active=False,
@@ -99,7 +101,7 @@ async def test_the_list_loads_more_sessions_as_it_scrolls(
     page: Any, server_url: str, pool: asyncpg.Pool
 ) -> None:
     person = make_person()
-    created = [await seed_session(pool, person.user_id, Channel.WEB) for _ in range(45)]
+    created = [await seed_session(pool, person.user_id, WEB) for _ in range(45)]
     await page.goto(app_url(server_url, person.token))
 
     items = page.get_by_test_id("session-item")
@@ -126,7 +128,7 @@ async def test_new_session_button_starts_a_new_web_session(
 ) -> None:
     person = make_person()
     first = await seed_session(
-        pool, person.user_id, Channel.WEB, conversation(("old question", "old answer"))
+        pool, person.user_id, WEB, conversation(("old question", "old answer"))
     )
     await page.goto(app_url(server_url, person.token, first))
     shown = page.get_by_test_id("message-list").get_by_test_id("message")

@@ -9,9 +9,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphql_api.app import Resources, create_app
+from bots.channel import TELEGRAM
+from graphql_api.app import create_app
 from graphql_api.core.agent import AgentError, ChatTurn
-from graphql_api.core.models import Channel, Role
+from graphql_api.core.channels import WEB
+from graphql_api.core.models import Role
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import make_person, running_server
 
@@ -71,7 +74,7 @@ async def test_load_older_reaches_the_first_message(
         (Role.USER if i % 2 == 0 else Role.ASSISTANT, f"Message {i + 1} of {total}")
         for i in range(total)
     ]
-    session_id = await seed_session(pool, person.user_id, Channel.WEB, history)
+    session_id = await seed_session(pool, person.user_id, WEB, history)
     await page.goto(app_url(server_url, person.token, session_id))
 
     shown = page.get_by_test_id("message-list").get_by_test_id("message")
@@ -94,7 +97,7 @@ async def test_an_empty_session_shows_an_empty_panel(
     page: Any, server_url: str, pool: asyncpg.Pool
 ) -> None:
     person = make_person()
-    session_id = await seed_session(pool, person.user_id, Channel.WEB)
+    session_id = await seed_session(pool, person.user_id, WEB)
     await page.goto(app_url(server_url, person.token, session_id))
     await expect(page.get_by_test_id("empty-session")).to_be_visible()
     await expect(page.get_by_test_id("message-list").get_by_test_id("message")).to_have_count(0)
@@ -111,7 +114,7 @@ async def test_message_text_is_shown_as_text_never_as_markup(
     person = make_person()
     markup = '<img src=x onerror="document.body.dataset.pwned=1"><b>bold?</b>'
     session_id = await seed_session(
-        pool, person.user_id, Channel.TELEGRAM, [(Role.USER, markup)], agent_name="<i>agent</i>"
+        pool, person.user_id, TELEGRAM, [(Role.USER, markup)], agent_name="<i>agent</i>"
     )
     await page.goto(app_url(server_url, person.token, session_id))
     shown = page.get_by_test_id("message-list").get_by_test_id("message")

@@ -8,11 +8,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphql_api.core.demo import LONG_SESSION_ID, seed_demo
-from graphql_api.core.models import Channel
+from bots.channel import TELEGRAM
+from graphql_api.core.channels import WEB
 from graphql_api.core.settings import Settings
 from graphql_api.core.tokens import mint_token
+from graphql_api.demo import LONG_SESSION_ID, seed_demo
 from tests.conftest import make_person
+from workers.channel import SCHEDULED
 
 from .helpers import app_url, conversation, expect, seed_session, session_item
 
@@ -26,7 +28,7 @@ async def seed_variety(pool: asyncpg.Pool, person_id: Any) -> str:
     await seed_session(
         pool,
         person_id,
-        Channel.SCHEDULED,
+        SCHEDULED,
         conversation(
             ("Summarise yesterday's support tickets.", "12 tickets: 9 resolved, 3 waiting.")
         ),
@@ -36,13 +38,13 @@ async def seed_variety(pool: asyncpg.Pool, person_id: Any) -> str:
     await seed_session(
         pool,
         person_id,
-        Channel.TELEGRAM,
+        TELEGRAM,
         conversation(("What did we plan for Friday?", "Review the quarterly numbers at 10:00.")),
     )
     return await seed_session(
         pool,
         person_id,
-        Channel.WEB,
+        WEB,
         conversation(
             ("Hi! What is this?", "Every conversation with your agent, from every channel."),
             (

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphql_api.core import telegram_links
+from bots import links as telegram_links
 from tests.conftest import make_person
 
 from .helpers import app_url, expect

@@ -16,14 +16,15 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from graphql_api.app import Resources, create_app
-from graphql_api.core import schedules
+from graphql_api.app import create_app
 from graphql_api.core.agent import Agent, ChatTurn, EchoAgent, OpenAICompatibleAgent
 from graphql_api.core.embedded import free_port
-from graphql_api.core.schedules import ScheduleRow, ScheduleSpec
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, running_server
+from workers import schedules
 from workers.main import build_worker
+from workers.schedules import ScheduleRow, ScheduleSpec
 
 
 class ScheduleIds(set[uuid.UUID]):

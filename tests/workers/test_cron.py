@@ -11,7 +11,8 @@ import pytest
 from croniter import croniter
 
 from graphql_api.core.errors import BadInput
-from graphql_api.core.schedules import (
+from graphql_api.core.sessions import validate_session_id
+from workers.schedules import (
     latest_slot_before,
     next_run_after,
     slot_job_id,
@@ -19,7 +20,6 @@ from graphql_api.core.schedules import (
     validate_cron,
     validate_timezone,
 )
-from graphql_api.core.sessions import validate_session_id
 
 
 def test_next_run_is_read_in_the_schedules_time_zone() -> None:

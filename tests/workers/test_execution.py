@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from arq.connections import ArqRedis
 
-from graphql_api.core import messages, schedule_runs, schedules
+from graphql_api.core import messages
 from graphql_api.core.agent import ChatTurn
 from graphql_api.core.models import Role
 from tests.conftest import make_person
+from workers import runs as schedule_runs
+from workers import schedules
 
 from .conftest import ProbeAgent, Workers, unreachable_agent
 

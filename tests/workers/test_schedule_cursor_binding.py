@@ -9,8 +9,8 @@ import asyncpg
 from arq.connections import ArqRedis
 from strawberry.relay import from_base64
 
-from graphql_api.core import schedules
 from tests.conftest import GraphQLClient, GraphQLResult, make_person
+from workers import schedules
 
 from .conftest import ProbeAgent, ScheduleIds, Workers
 

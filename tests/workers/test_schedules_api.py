@@ -350,7 +350,7 @@ async def test_runs_are_paged_newest_first_with_one_query_for_all_schedules(
     arq_redis,
     statement_log: StatementLog,
 ) -> None:
-    from graphql_api.core import schedules
+    from workers import schedules
 
     owner = make_person()
     made = [await _create(schedules_api, owner.token, schedule_ids) for _ in range(3)]

@@ -17,11 +17,11 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from graphql_api.app import Resources
-from graphql_api.core import schedules
 from graphql_api.core.agent import EchoAgent
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import make_person
+from workers import schedules
 from workers.main import worker_task
 
 from .conftest import Workers

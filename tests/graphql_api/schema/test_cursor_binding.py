@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from graphql_api.core.models import Channel
+from bots.channel import TELEGRAM
+from graphql_api.core.channels import WEB
 from graphql_api.core.tokens import mint_token
 from graphql_api.schema.cursors import encode_cursor, messages_scope, sessions_scope
 from tests.conftest import TEST_JWT_SECRET, GraphQLClient, GraphQLResult, Person, make_person
@@ -72,7 +73,7 @@ async def test_a_message_cursor_works_only_in_its_own_session(
 async def test_a_sessions_cursor_works_only_under_its_own_filter(
     graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
 ) -> None:
-    for channel in (Channel.TELEGRAM, Channel.TELEGRAM, Channel.TELEGRAM, Channel.WEB):
+    for channel in (TELEGRAM, TELEGRAM, TELEGRAM, WEB):
         await make_session(pool, person.user_id, channel=channel)
     first = (await graphql.ok(SESSIONS, {"channel": "TELEGRAM", "first": 2}, token=person.token))[
         "sessions"

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from graphql_api.app import Resources, create_app
+from graphql_api.app import create_app
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import Person, running_server
 

@@ -12,8 +12,9 @@ import httpx
 import jwt
 import pytest
 
-from graphql_api.app import Resources, create_app
+from graphql_api.app import create_app
 from graphql_api.core.db import create_pool
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import TEST_JWT_SECRET, GraphQLClient, Person, running_server
 

@@ -8,13 +8,15 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from graphql_api.app import Resources, create_app
+from bots.channel import TELEGRAM
+from graphql_api.app import create_app
 from graphql_api.core.agent import OpenAICompatibleAgent
 from graphql_api.core.embedded import free_port
-from graphql_api.core.models import Channel
+from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person, make_person, running_server
 from tests.graphql_api.seed import make_session
+from workers.channel import SCHEDULED
 
 SEND = """
 mutation($input: SendMessageInput!) {
@@ -97,7 +99,7 @@ async def test_a_retried_first_message_lands_in_one_new_session(
 async def test_telegram_and_scheduled_sessions_are_read_only_from_the_web(
     graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
 ) -> None:
-    for channel in (Channel.TELEGRAM, Channel.SCHEDULED):
+    for channel in (TELEGRAM, SCHEDULED):
         session = await make_session(pool, person.user_id, channel=channel)
         result = await graphql(
             SEND, {"input": {"sessionId": session.session_id, "content": "hi"}}, token=person.token

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncpg
 
-from graphql_api.core.models import Channel
+from bots.channel import TELEGRAM
+from graphql_api.core.channels import WEB
 from tests.conftest import GraphQLClient, Person, make_person
 from tests.graphql_api.seed import add_messages, make_session
+from workers.channel import SCHEDULED
 
 SESSIONS = """
 query($channel: Channel, $first: Int, $after: String) {
@@ -38,9 +40,9 @@ async def test_get_sessions_returns_user_sessions(
 async def test_get_sessions_filters_by_channel(
     graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
 ) -> None:
-    web = await make_session(pool, person.user_id, channel=Channel.WEB)
-    telegram = await make_session(pool, person.user_id, channel=Channel.TELEGRAM)
-    scheduled = await make_session(pool, person.user_id, channel=Channel.SCHEDULED)
+    web = await make_session(pool, person.user_id, channel=WEB)
+    telegram = await make_session(pool, person.user_id, channel=TELEGRAM)
+    scheduled = await make_session(pool, person.user_id, channel=SCHEDULED)
 
     for channel, expected in (("WEB", web), ("TELEGRAM", telegram), ("SCHEDULED", scheduled)):
         data = await graphql.ok(SESSIONS, {"channel": channel}, token=person.token)

@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from graphql_api.core.models import Channel
+from bots.channel import TELEGRAM
 from tests.conftest import GraphQLClient, Person, make_person
 from tests.graphql_api.seed import make_session
 
@@ -76,7 +76,7 @@ async def test_a_person_creates_under_a_new_uuid_and_updates_own_sessions_by_any
         "agentName": "renamed",
     }
     # An own session of another channel is the person's own business: they are told why.
-    telegram = (await make_session(pool, person.user_id, channel=Channel.TELEGRAM)).session_id
+    telegram = (await make_session(pool, person.user_id, channel=TELEGRAM)).session_id
     wrong_channel = await graphql(UPSERT, {"input": {"sessionId": telegram}}, token=person.token)
     assert wrong_channel.codes == ["BAD_USER_INPUT"]
     assert wrong_channel.errors is not None

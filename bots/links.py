@@ -13,9 +13,11 @@ from enum import StrEnum
 
 import asyncpg
 
-from . import sessions
-from .db import Connection, Executor, lock_until_commit
-from .settings import SettingsError
+from graphql_api.core import sessions
+from graphql_api.core.db import Connection, Executor, lock_until_commit
+from graphql_api.core.settings import SettingsError
+
+from .channel import SESSION_ID_PREFIX
 
 # Telegram's deep-link `start` parameter allows 1-64 of these characters.
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -237,7 +239,7 @@ async def _forget_chats(conn: Connection, telegram_user_id: int, user_id: uuid.U
 def session_id_for(telegram_chat_id: int, message_id: int) -> str:
     """Derived from the message that started it, so a redelivered message starts nothing new."""
     chat = str(telegram_chat_id) if telegram_chat_id >= 0 else f"n{-telegram_chat_id}"
-    return f"tg-{chat}-{message_id}"
+    return f"{SESSION_ID_PREFIX}{chat}-{message_id}"
 
 
 async def current_session_id(

@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo, available_timezones
 import asyncpg
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
-from . import messages, sessions
+from graphql_api.core import messages, sessions
+from graphql_api.core.db import Executor, lock_until_commit
+from graphql_api.core.errors import BadInput
+
+from .channel import SESSION_ID_PREFIX
 from .cron import check_cron_syntax
-from .db import Executor, lock_until_commit
-from .errors import BadInput
 
 MAX_NAME = 200
 MAX_SCHEDULES_PER_PERSON = 50  # a cost cap: every schedule may run an agent turn every minute
@@ -398,7 +400,7 @@ def slot_token(slot: datetime) -> str:
 
 
 def slot_session_id(schedule_id: uuid.UUID, slot: datetime) -> str:
-    return f"sched:{schedule_id}:{slot_token(slot)}"
+    return f"{SESSION_ID_PREFIX}{schedule_id}:{slot_token(slot)}"
 
 
 def slot_job_id(schedule_id: uuid.UUID, slot: datetime) -> str:

@@ -7,10 +7,11 @@ from urllib.parse import quote
 
 import strawberry
 
-from ..core import telegram_links
-from ..core.errors import Forbidden
-from ..core.tokens import Viewer
-from .types import Info
+from graphql_api.core.errors import Forbidden
+from graphql_api.core.tokens import Viewer
+from graphql_api.schema.types import Info
+
+from . import links
 
 
 @strawberry.type(description="A one-time code that links a Telegram account to the viewer.")
@@ -29,7 +30,7 @@ class TelegramLink:
     linked_at: datetime
 
     @classmethod
-    def from_row(cls, link: telegram_links.TelegramLink) -> TelegramLink:
+    def from_row(cls, link: links.TelegramLink) -> TelegramLink:
         return cls(
             telegram_user_id=str(link.telegram_user_id),
             telegram_username=link.telegram_username,
@@ -55,7 +56,7 @@ class TelegramQuery:
     @strawberry.field(description="The viewer's linked Telegram account, or null.")
     async def telegram_link(self, info: Info) -> TelegramLink | None:
         viewer = _person(info)
-        link = await telegram_links.find_link_for_user(info.context.pool, viewer.user_id)
+        link = await links.find_link_for_user(info.context.pool, viewer.user_id)
         return TelegramLink.from_row(link) if link else None
 
 
@@ -67,7 +68,7 @@ class TelegramMutation:
     async def create_telegram_link_code(self, info: Info) -> TelegramLinkCode:
         viewer = _person(info)
         settings = info.context.settings
-        created = await telegram_links.create_link_code(
+        created = await links.create_link_code(
             info.context.pool, viewer.user_id, ttl_seconds=settings.link_code_ttl_seconds
         )
         return TelegramLinkCode(
@@ -81,5 +82,5 @@ class TelegramMutation:
     )
     async def unlink_telegram(self, info: Info) -> bool:
         viewer = _person(info)
-        removed = await telegram_links.unlink(info.context.pool, user_id=viewer.user_id)
+        removed = await links.unlink(info.context.pool, user_id=viewer.user_id)
         return removed is not None

@@ -6,17 +6,21 @@ import uuid
 
 import asyncpg
 
-from . import messages, sessions
-from .models import Channel, Role
-from .tokens import SERVICE_ROLE, Viewer
+from bots.channel import TELEGRAM
+from workers.channel import SCHEDULED
+
+from .core import messages, sessions
+from .core.channels import WEB
+from .core.models import Role
+from .core.tokens import SERVICE_ROLE, Viewer
 
 DEMO_USER_ID = uuid.UUID("00000000-0000-4000-8000-00000000de00")
 _SERVICE = Viewer(user_id=DEMO_USER_ID, role=SERVICE_ROLE)
 
-_DEMO_SESSIONS: list[tuple[str, Channel, str, list[tuple[Role, str]]]] = [
+_DEMO_SESSIONS: list[tuple[str, str, str, list[tuple[Role, str]]]] = [
     (
         "demo-web-welcome",
-        Channel.WEB,
+        WEB,
         "assistant",
         [
             (Role.USER, "Hi! What is this?"),
@@ -29,7 +33,7 @@ _DEMO_SESSIONS: list[tuple[str, Channel, str, list[tuple[Role, str]]]] = [
     ),
     (
         "demo-telegram-chat",
-        Channel.TELEGRAM,
+        TELEGRAM,
         "assistant",
         [
             (Role.USER, "Sent from Telegram: remind me what we planned for Friday?"),
@@ -38,14 +42,14 @@ _DEMO_SESSIONS: list[tuple[str, Channel, str, list[tuple[Role, str]]]] = [
     ),
     (
         "demo-scheduled-digest",
-        Channel.SCHEDULED,
+        SCHEDULED,
         "digest",
         [
             (Role.USER, "Summarise yesterday's support tickets."),
             (Role.ASSISTANT, "12 tickets: 9 resolved, 2 waiting on customers, 1 escalated."),
         ],
     ),
-    ("demo-web-empty", Channel.WEB, "assistant", []),
+    ("demo-web-empty", WEB, "assistant", []),
 ]
 LONG_SESSION_ID = "demo-web-long-history"
 LONG_SESSION_MESSAGES = 400
@@ -59,7 +63,7 @@ async def seed_demo(pool: asyncpg.Pool) -> uuid.UUID:
         (Role.USER if i % 2 == 0 else Role.ASSISTANT, f"Message {i + 1} of {LONG_SESSION_MESSAGES}")
         for i in range(LONG_SESSION_MESSAGES)
     ]
-    await _seed_session(pool, LONG_SESSION_ID, Channel.WEB, "assistant", long_history)
+    await _seed_session(pool, LONG_SESSION_ID, WEB, "assistant", long_history)
     for session_id, channel, agent, history in reversed(_DEMO_SESSIONS):
         await _seed_session(pool, session_id, channel, agent, history)
     return DEMO_USER_ID
@@ -68,7 +72,7 @@ async def seed_demo(pool: asyncpg.Pool) -> uuid.UUID:
 async def _seed_session(
     pool: asyncpg.Pool,
     session_id: str,
-    channel: Channel,
+    channel: str,
     agent: str,
     history: list[tuple[Role, str]],
 ) -> None:
@@ -81,7 +85,7 @@ async def _seed_session(
             session_id=session_id,
             channel=channel,
             agent_name=agent,
-            is_active=channel is not Channel.SCHEDULED,
+            is_active=channel != SCHEDULED,
             user_id=DEMO_USER_ID,
         ),
     )

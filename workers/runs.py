@@ -13,10 +13,13 @@ from enum import StrEnum
 
 import asyncpg
 
-from . import sessions
-from .db import Executor, lock_until_commit
-from .errors import BadInput
-from .models import SESSION_COLUMNS, Channel, SessionRow
+from graphql_api.core import sessions
+from graphql_api.core.db import Executor, lock_until_commit
+from graphql_api.core.errors import BadInput
+from graphql_api.core.models import SESSION_COLUMNS, SessionRow
+from graphql_api.core.tokens import SERVICE_ROLE, Viewer
+
+from .channel import SCHEDULED
 from .schedules import (
     SCHEDULE_COLUMNS,
     DueSlot,
@@ -26,7 +29,6 @@ from .schedules import (
     next_run_after,
     slot_session_id,
 )
-from .tokens import SERVICE_ROLE, Viewer
 
 Enqueue = Callable[[DueSlot], Awaitable[object]]
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ async def begin_run(
             Viewer(user_id=schedule.user_id, role=SERVICE_ROLE),
             sessions.SessionUpsert(
                 session_id=leased["session_id"],
-                channel=Channel.SCHEDULED,
+                channel=SCHEDULED,
                 agent_name=schedule.agent_name,
                 is_active=True,
                 user_id=schedule.user_id,

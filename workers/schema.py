@@ -3,29 +3,53 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 
+import asyncpg
 import strawberry
 from arq.connections import ArqRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 
-from ..core import schedule_runs, schedules
-from ..core.errors import BadInput, DomainError, NotFound, ServiceUnavailable
-from ..core.models import parse_uuid
-from ..core.schedules import ScheduleKey, ScheduleRow, ScheduleSpec
-from .cursors import (
+from graphql_api.core.errors import BadInput, DomainError, NotFound, ServiceUnavailable
+from graphql_api.core.models import SessionRow, parse_uuid
+from graphql_api.schema.cursors import (
+    CursorScope,
     decode_cursor,
     encode_cursor,
     page_info,
     page_size,
-    schedule_runs_scope,
-    schedules_scope,
 )
-from .types import ChatSession, ChatSessionConnection, Info, resolve_owned_nodes
+from graphql_api.schema.types import ChatSession, ChatSessionConnection, Info, resolve_owned_nodes
+
+from . import runs, schedules
+from .channel import STATE_KEY
+from .schedules import ScheduleKey, ScheduleRow, ScheduleSpec
+
+RunPageKey = tuple[uuid.UUID, datetime | None, int]  # (schedule id, before slot, rows to fetch)
+RunPage = list[tuple[datetime, SessionRow]]
+
+
+def run_pages(pool: asyncpg.Pool) -> DataLoader[RunPageKey, RunPage]:
+    """Pages of many schedules' runs in one query per page size."""
+
+    async def load(keys: Sequence[RunPageKey]) -> list[RunPage]:
+        by_limit: dict[int, list[runs.RunPageKey]] = defaultdict(list)
+        for schedule_id, before, limit in keys:
+            by_limit[limit].append((schedule_id, before))
+        found: dict[RunPageKey, RunPage] = {}
+        for limit, requests in by_limit.items():
+            pages = await runs.run_session_pages(pool, requests, limit)
+            for (schedule_id, before), page in pages.items():
+                found[(schedule_id, before, limit)] = page
+        return [found[key] for key in keys]
+
+    return DataLoader(load_fn=load)
 
 
 @strawberry.enum
@@ -76,7 +100,7 @@ class Schedule(relay.Node):
     ) -> ChatSessionConnection:
         limit = page_size(first, "first")
         before_slot = _read_run_cursor(after, self.id) if after is not None else None
-        rows = await info.context.loaders.schedule_runs.load(
+        rows = await info.context.loader(run_pages).load(
             (uuid.UUID(self.id), before_slot, limit + 1)
         )
         edges = [
@@ -237,9 +261,7 @@ class ScheduleMutation:
                     "the scheduler is unavailable, try again in a moment"
                 ) from None
 
-        run = await schedule_runs.queue_run_now(
-            info.context.pool, viewer.user_id, schedule_id, enqueue
-        )
+        run = await runs.queue_run_now(info.context.pool, viewer.user_id, schedule_id, enqueue)
         if run is None:
             raise NotFound("no such schedule")
         return RunScheduleNowPayload(
@@ -251,13 +273,10 @@ class ScheduleMutation:
 
 
 def _arq(info: Info) -> ArqRedis:
-    """An arq client on the app's Redis connection pool, made once per Resources."""
-    resources = info.context.resources
-    if resources.redis is None:
-        raise DomainError("scheduled runs are not available: the server has no REDIS_URL")
-    client = resources.extras.get("arq")
+    """The arq client this channel's lifespan opened on the API's Redis (workers/channel.py)."""
+    client: ArqRedis | None = getattr(info.context.state, STATE_KEY, None)
     if client is None:
-        client = resources.extras["arq"] = ArqRedis(resources.redis.connection_pool)
+        raise DomainError("scheduled runs are not available: the server has no REDIS_URL")
     return client
 
 
@@ -276,6 +295,14 @@ def _require_schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID:
     if schedule_id is None:
         raise NotFound("no such schedule")
     return schedule_id
+
+
+def schedules_scope(user_id: uuid.UUID) -> CursorScope:
+    return CursorScope("c1", "created_at desc, id desc", (str(user_id),))
+
+
+def schedule_runs_scope(schedule_id: uuid.UUID | str) -> CursorScope:
+    return CursorScope("r1", "slot desc", (str(schedule_id),))
 
 
 def _schedule_cursor(user_id: uuid.UUID, row: ScheduleRow) -> str:
