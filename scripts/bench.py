@@ -30,7 +30,7 @@ import httpx
 from graphql_api.core.embedded import embedded_postgres, free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from graphql_api.schema.cursors import message_cursor
+from graphql_api.schema.types import message_cursor
 
 SECRET = "bench-" + secrets.token_hex(16)
 SCENARIOS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import strawberry
 from strawberry import relay
@@ -11,7 +12,8 @@ from ..core import conversation, sessions
 from ..core.channels import WEB
 from ..core.errors import AgentFailed, Forbidden, NotFound
 from ..core.models import MessageRow, SessionRow
-from .cursors import page_info, page_size, read_session_cursor, session_cursor, sessions_scope
+from ..core.pagination import Keyset, page_size, window
+from ..core.sessions import SessionKey
 from .types import (
     Channel,
     ChatMessage,
@@ -20,7 +22,12 @@ from .types import (
     ChatSessionConnection,
     Info,
     load_message_page,
+    page_info,
 )
+
+# `sessions(channel:)`: the viewer's sessions (a person's, or those of the person a service
+# token acts as), optionally one channel's.
+SESSIONS = Keyset("s1", "updated_at desc, id desc", (datetime, uuid.UUID))
 
 
 async def _own_session(info: Info, session_id: str) -> SessionRow:
@@ -59,17 +66,19 @@ class SessionQuery:
         viewer = info.context.require_viewer()
         limit = page_size(first, "first")
         channel_value = channel.value if channel else None
-        scope = sessions_scope(viewer.user_id, channel_value)
-        key = read_session_cursor(after, scope) if after is not None else None
-        rows = await sessions.list_sessions(
-            info.context.pool, viewer.user_id, limit=limit + 1, channel=channel_value, after=key
+        scope = (str(viewer.user_id), channel_value or "*")
+        key = SessionKey(*SESSIONS.read(after, scope, "after")) if after is not None else None
+        rows, has_more = window(
+            await sessions.list_sessions(
+                info.context.pool, viewer.user_id, limit=limit + 1, channel=channel_value, after=key
+            ),
+            limit,
         )
-        has_more = len(rows) > limit
         edges = [
             relay.Edge(
-                cursor=session_cursor(scope, r.updated_at, r.id), node=ChatSession.from_row(r)
+                cursor=SESSIONS.cursor(scope, r.updated_at, r.id), node=ChatSession.from_row(r)
             )
-            for r in rows[:limit]
+            for r in rows
         ]
         return ChatSessionConnection(
             edges=edges, page_info=page_info(edges, has_next=has_more, has_previous=key is not None)

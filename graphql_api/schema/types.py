@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,10 +15,29 @@ from strawberry import relay
 from ..channels import channel_names
 from ..core import messages, sessions
 from ..core.models import MessageRow, Role, SessionRow, parse_uuid
+from ..core.pagination import Keyset, page_size, window
 from .context import Context, message_pages
-from .cursors import message_cursor, page_info, page_size, read_message_cursor
 
 Info = strawberry.Info[Context, None]
+
+# A session's history, wherever it is paged (`messages`, `ChatSession.messages`): bound to the
+# session, not the viewer, so one cursor is valid in every view of that session.
+MESSAGES = Keyset("m1", "id", (int,))
+
+
+def message_cursor(session_id: str, message_id: int) -> str:
+    return MESSAGES.cursor((session_id,), message_id)
+
+
+def page_info(
+    edges: Sequence[relay.Edge[Any]], *, has_next: bool, has_previous: bool
+) -> relay.PageInfo:
+    return relay.PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
 
 
 if TYPE_CHECKING:
@@ -77,8 +96,7 @@ class ChatMessageConnection(relay.Connection[ChatMessage]):
     def from_page(
         cls, session_id: str, rows: list[MessageRow], *, limit: int, before: int | None
     ) -> Any:
-        has_older = len(rows) > limit
-        rows = rows[-limit:] if has_older else rows
+        rows, has_older = window(rows, limit, newest_last=True)
         edges = [
             relay.Edge(cursor=message_cursor(session_id, r.id), node=ChatMessage.from_row(r))
             for r in rows
@@ -93,7 +111,7 @@ async def load_message_page(
     info: Info, session_id: str, last: int | None, before: str | None
 ) -> ChatMessageConnection:
     limit = page_size(last, "last")
-    before_id = read_message_cursor(before, session_id) if before is not None else None
+    before_id = MESSAGES.read(before, (session_id,), "before")[0] if before is not None else None
     rows = await info.context.loader(message_pages).load((session_id, before_id, limit + 1))
     return ChatMessageConnection.from_page(session_id, rows, limit=limit, before=before_id)
 

@@ -7,7 +7,8 @@ import asyncpg
 from bots.channel import TELEGRAM
 from graphql_api.core.channels import WEB
 from graphql_api.core.tokens import mint_token
-from graphql_api.schema.cursors import encode_cursor, messages_scope, sessions_scope
+from graphql_api.schema.sessions import SESSIONS as SESSIONS_KEYSET
+from graphql_api.schema.types import MESSAGES as MESSAGES_KEYSET
 from tests.conftest import TEST_JWT_SECRET, GraphQLClient, GraphQLResult, Person, make_person
 from tests.graphql_api.seed import add_messages, make_session
 
@@ -120,12 +121,12 @@ async def test_a_well_bound_cursor_is_still_checked_for_its_position(
     an impossible position is refused, never a 500."""
     session = await make_session(pool, person.user_id)
     await add_messages(pool, session.session_id, 2)
-    scope = sessions_scope(person.user_id, None)
+    scope = (str(person.user_id), "*")
     for position in ("0001-01-01T00:00:00+14:00|" + str(session.id), "not-a-date|x", ""):
-        cursor = encode_cursor(scope, position)
+        cursor = SESSIONS_KEYSET.raw_cursor(scope, position)
         _refused(await graphql(SESSIONS, {"after": cursor}, token=person.token), "after")
     for position in ("²", "9" * 20, "-1", ""):
-        cursor = encode_cursor(messages_scope(session.session_id), position)
+        cursor = MESSAGES_KEYSET.raw_cursor((session.session_id,), position)
         result = await graphql(
             MESSAGES, {"s": session.session_id, "before": cursor}, token=person.token
         )

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphql_api.schema.cursors import message_cursor
+from graphql_api.schema.types import message_cursor
 from tests.conftest import GraphQLClient, Person, StatementLog, make_person
 from tests.graphql_api.seed import add_messages, make_session
 
