@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -23,7 +22,7 @@ from .channels import installed_channels
 from .core.channels import Channel
 from .core.runtime import Resources, open_resources
 from .core.settings import Settings, shipped_path
-from .limits import LimitRequestBody
+from .limits import MAX_REQUEST_BYTES
 from .schema import build_schema
 from .schema.context import Context, authenticate
 
@@ -122,4 +121,4 @@ def create_app(
         routes.extend(channel.routes(settings))
     if Path(WEB_DIR).is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LimitRequestBody)])
+    return Starlette(routes=routes, lifespan=lifespan, max_body_size=MAX_REQUEST_BYTES)

@@ -2,7 +2,7 @@
 
 - request head (request line + headers): at most MAX_HEAD_BYTES, read within HEAD_TIMEOUT
   seconds; enforced by the uvicorn protocol in `graphql_api.server` (431 / 408, then close);
-- request body: at most MAX_REQUEST_BYTES (413, `LimitRequestBody`, inside the Starlette app),
+- request body: at most MAX_REQUEST_BYTES (413, Starlette's own `max_body_size`, in app.py),
   each wait for the next piece at most BODY_IDLE_TIMEOUT seconds and the whole body within
   BODY_TOTAL_TIMEOUT seconds (408, `BodyReadTimeout`, wrapped round the app by the server).
 """
@@ -33,54 +33,6 @@ class HttpLimits:
     head_timeout: float = HEAD_TIMEOUT
     body_idle_timeout: float = BODY_IDLE_TIMEOUT
     body_total_timeout: float = BODY_TOTAL_TIMEOUT
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class LimitRequestBody:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_REQUEST_BYTES) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if started:
-                raise
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = PlainTextResponse(
-            f"request body larger than {self.max_bytes} bytes", status_code=413
-        )
-        await response(scope, receive, send)
 
 
 class _BodyTimedOut(Exception):
