@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import uvicorn
 
@@ -21,9 +22,29 @@ from .server import server_config
 
 log = logging.getLogger("unified_sessions.dev")
 
+# Loggers that narrate routine work at INFO (initdb and pg_ctl command lines, every minute's
+# claim job, polling start-up): in `dev` they write to .data/dev.log, the terminal shows
+# warnings and errors only, so the URL line stays visible.
+CHATTY_LOGGERS = ("pgserver", "arq.worker", "arq.jobs", "aiogram.dispatcher", "aiogram.event")
+
+
+def quiet_chatty_loggers(log_file: Path) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(log_file, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_terminal = logging.StreamHandler()
+    to_terminal.setLevel(logging.WARNING)
+    to_terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.handlers = [to_file, to_terminal]
+
 
 def run_dev(settings: Settings, *, host: str, port: int, seed: bool) -> int:
     settings = with_dev_secret(settings, create=True)
+    quiet_chatty_loggers(settings.data_dir / "dev.log")
     with contextlib.ExitStack() as stack:
         if settings.database_url is None:
             print(f"DATABASE_URL is not set: starting embedded PostgreSQL in {settings.data_dir}")
@@ -81,7 +102,10 @@ async def _announce(
     if demo_user is not None:
         token = mint_token(settings.require_jwt_secret(), demo_user, ttl=7 * 24 * 3600)  # type: ignore[arg-type]
         url += f"#token={token}"
+    log_file = settings.data_dir / "dev.log"
     print(
-        f"\nUnified Sessions is running. Open {url}\nGraphiQL: http://{host}:{port}/graphql\n",
+        f"\n  Unified Sessions is running.\n\n  Open {url}\n\n"
+        f"  GraphiQL: http://{host}:{port}/graphql    (embedded servers' and worker logs: "
+        f"{log_file})\n  Ctrl-C stops everything.\n",
         flush=True,
     )

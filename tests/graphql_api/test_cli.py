@@ -109,6 +109,13 @@ def test_dev_starts_on_embedded_servers_and_stops_cleanly(tmp_path: Path) -> Non
     assert "Traceback" not in output, output
     assert "embedded PostgreSQL" in output
     assert "#token=" in output
+    # The URL is the last thing start-up prints (only request logs follow it), and the embedded
+    # servers' and worker's routine logs go to .data/dev.log instead of the terminal.
+    after_banner = output.split("Ctrl-C stops everything.")[1].strip().splitlines()
+    after_banner = after_banner[: next(i for i, x in enumerate(after_banner) if "Shutting" in x)]
+    assert all('"GET /healthz' in line for line in after_banner), after_banner
+    assert "pgserver" not in output, output
+    assert "pgserver" in (data_dir / "dev.log").read_text()
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), output
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
