@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -29,10 +30,10 @@ def with_database(dsn: str, database: str) -> str:
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
     """Start (or reuse) a PostgreSQL cluster in data_dir; yield its URL; stop it on exit."""
-    import pgserver
+    from pgserver import get_server  # documented as pgserver.get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="delete" if delete else "stop")
+    server = get_server(data_dir, cleanup_mode="delete" if delete else "stop")
     try:
         yield server.get_uri()
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,8 @@ TYPE_BY_ROLE = {role: type_ for type_, role in _ROLE_BY_TYPE.items()}
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:
+    """A row of chat_sessions; its fields are the columns, named alike (SESSION_COLUMNS)."""
+
     id: uuid.UUID
     user_id: uuid.UUID
     chat_id: uuid.UUID
@@ -37,25 +39,11 @@ class SessionRow:
 
     @classmethod
     def from_record(cls, record: Any) -> SessionRow:
-        return cls(
-            id=record["id"],
-            user_id=record["user_id"],
-            chat_id=record["chat_id"],
-            session_id=record["session_id"],
-            channel=record["channel"],
-            agent_name=record["agent_name"],
-            is_active=record["is_active"],
-            created_at=record["created_at"],
-            updated_at=record["updated_at"],
-            last_error=record["last_error"],
-            last_error_at=record["last_error_at"],
-        )
+        return cls(*(record[name] for name in _SESSION_FIELDS))
 
 
-SESSION_COLUMNS = (
-    "id, user_id, chat_id, session_id, channel, agent_name, is_active, created_at, updated_at, "
-    "last_error, last_error_at"
-)
+_SESSION_FIELDS = tuple(f.name for f in fields(SessionRow))
+SESSION_COLUMNS = ", ".join(_SESSION_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

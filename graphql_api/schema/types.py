@@ -50,18 +50,13 @@ else:
     Channel = strawberry.enum(Enum("Channel", [(n.upper(), n) for n in channel_names()]))
 
 
-@strawberry.enum
-class MessageRole(Enum):
-    USER = "user"
-    ASSISTANT = "assistant"
-    SYSTEM = "system"
-    TOOL = "tool"
+strawberry.enum(Role, name="MessageRole")  # the core's Role, under its GraphQL name
 
 
 @strawberry.type
 class ChatMessage(relay.Node):
     id: relay.NodeID[str]
-    role: MessageRole
+    role: Role
     content: str
     created_at: datetime
 
@@ -69,7 +64,7 @@ class ChatMessage(relay.Node):
     def from_row(cls, row: MessageRow) -> ChatMessage:
         return cls(
             id=str(row.id),
-            role=MessageRole(Role(row.role).value),
+            role=row.role,
             content=row.content,
             created_at=row.created_at,
         )
