@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,19 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.asgi import GraphQL
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from .channels import installed_channels
 from .core.channels import Channel
+from .core.events import EventHub
 from .core.runtime import Resources, open_resources
 from .core.settings import Settings, shipped_path
 from .limits import MAX_REQUEST_BYTES
@@ -30,16 +39,68 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = shipped_path("web")
 RESOURCES = "resources"  # the lifespan state's key for the shared Resources
+EVENTS = "events"  # ... and for the process's EventHub (graphql_api/schema/live.py)
+# WebSocket limits: subscriptions one connection may hold, connections one person may hold
+# (per API process), and how long a client has to send connection_init with its token.
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+MAX_CONNECTIONS_PER_PERSON = 16
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+_WS_HOLDER = "unified_sessions.ws_holder"  # scope key: whose connection slot this socket holds
+
+
+class TextFrames(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages travel as text frames; `encode_json` gives HTTP bytes."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    websocket_adapter_class = TextFrames
+
     def __init__(self, channels: tuple[Channel, ...], *, dev_tools: bool) -> None:
         self.channels = channels
+        self._sockets: Counter[str] = Counter()  # open WebSocket connections per person
         super().__init__(
             build_schema(channels, dev_tools=dev_tools),
             graphql_ide="graphiql" if dev_tools else None,
             allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if (holder := scope.pop(_WS_HOLDER, None)) is not None:
+                self._sockets[holder] -= 1
+                if self._sockets[holder] <= 0:
+                    del self._sockets[holder]
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """graphql-transport-ws: the token is connection_init's `Authorization` entry. A missing
+        or bad one, or a person past MAX_CONNECTIONS_PER_PERSON, is refused: the socket closes
+        with 4403 and nothing is sent."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        resources = context.resources
+        viewer, _ = await authenticate(
+            resources.verifier, authorization if isinstance(authorization, str) else None
+        )
+        if viewer is None:
+            raise ConnectionRejectionError
+        holder = str(viewer.subject or "service")
+        if self._sockets[holder] >= MAX_CONNECTIONS_PER_PERSON:
+            raise ConnectionRejectionError
+        self._sockets[holder] += 1
+        context.request.scope[_WS_HOLDER] = holder
+        context.viewer, context.auth_problem = viewer, None
+        return UNSET
 
     async def get_context(self, request: Any, response: Any) -> Context:
         resources: Resources = getattr(request.state, RESOURCES)
@@ -105,7 +166,9 @@ def create_app(
             shared = resources
             if shared is None:
                 shared = await stack.enter_async_context(open_resources(settings))
-            state: dict[str, Any] = {RESOURCES: shared}
+            hub = EventHub(settings.require_database_url())
+            await stack.enter_async_context(hub.running())
+            state: dict[str, Any] = {RESOURCES: shared, EVENTS: hub}
             for channel in running:
                 given = await stack.enter_async_context(channel.lifespan(settings, shared))
                 if taken := state.keys() & given.keys():
@@ -113,9 +176,11 @@ def create_app(
                 state.update(given)
             yield state
 
+    graphql = GraphQLApp(channels, dev_tools=settings.graphql_dev_tools)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/graphql", GraphQLApp(channels, dev_tools=settings.graphql_dev_tools)),
+        Route("/graphql", graphql),
+        WebSocketRoute("/graphql", graphql),  # subscriptions: graphql-transport-ws
     ]
     for channel in running:
         routes.extend(channel.routes(settings))

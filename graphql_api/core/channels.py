@@ -53,6 +53,7 @@ class SchemaPart:
 
     query: type | None = None
     mutation: type | None = None
+    subscription: type | None = None
     types: tuple[type, ...] = ()
 
 

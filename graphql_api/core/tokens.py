@@ -46,12 +46,16 @@ class Viewer:
 
     subject: uuid.UUID | None
     role: str
+    expires_at: float | None  # the token's exp (seconds since the epoch): a subscription ends then
 
-    def __init__(self, user_id: uuid.UUID | None, role: str) -> None:
+    def __init__(
+        self, user_id: uuid.UUID | None, role: str, *, expires_at: float | None = None
+    ) -> None:
         if user_id is None and role != SERVICE_ROLE:
             raise ValueError("only the service identity may have no user id")
         object.__setattr__(self, "subject", user_id)
         object.__setattr__(self, "role", role)
+        object.__setattr__(self, "expires_at", expires_at)
 
     @property
     def is_service(self) -> bool:
@@ -159,12 +163,18 @@ def viewer_from_claims(claims: dict[str, Any]) -> Viewer | None:
     if role == SERVICE_ROLE:
         if "aud" in claims and AUDIENCE not in _audiences(claims):
             raise InvalidToken("the token is for another audience")
-        return Viewer(user_id=_subject(claims) if "sub" in claims else None, role=SERVICE_ROLE)
+        subject = _subject(claims) if "sub" in claims else None
+        return Viewer(subject, SERVICE_ROLE, expires_at=_expiry(claims))
     if role == USER_ROLE:
         if AUDIENCE not in _audiences(claims):
             raise InvalidToken("a user's token must have aud 'authenticated'")
-        return Viewer(user_id=_subject(claims), role=USER_ROLE)
+        return Viewer(_subject(claims), USER_ROLE, expires_at=_expiry(claims))
     raise InvalidToken(f"unsupported role {role!r}")
+
+
+def _expiry(claims: dict[str, Any]) -> float | None:
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
 
 
 def _subject(claims: dict[str, Any]) -> uuid.UUID:

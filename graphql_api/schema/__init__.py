@@ -24,12 +24,14 @@ from .limits import (
     DocumentLimitsRule,
     ProductionDocumentLimitsRule,
 )
+from .live import LiveMutation, LiveSubscription
 from .sessions import SessionMutation, SessionQuery
 from .types import ChatMessage, ChatSession
 
 SESSIONS = SchemaPart(
     query=SessionQuery, mutation=SessionMutation, types=(ChatSession, ChatMessage)
 )
+LIVE = SchemaPart(mutation=LiveMutation, subscription=LiveSubscription)
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "build_schema"]
 
@@ -56,10 +58,12 @@ def build_schema(channels: Iterable[Channel], *, dev_tools: bool = True) -> stra
     ]
     if not dev_tools:
         extensions.append(DisableIntrospection)
-    parts = [SESSIONS, *(channel.schema() for channel in channels)]
+    parts = [SESSIONS, LIVE, *(channel.schema() for channel in channels)]
+    subscriptions = tuple(p.subscription for p in parts if p.subscription)
     return Schema(
         query=merge_types("Query", tuple(p.query for p in parts if p.query)),
         mutation=merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation)),
+        subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
         types=[t for p in parts for t in p.types],
         extensions=extensions,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import asyncpg
 from strawberry.dataloader import DataLoader
 
-from ..core import messages
+from ..core import messages, reads
 from ..core.agent import Agent
 from ..core.channels import Channel
 from ..core.errors import Unauthenticated
@@ -43,6 +44,25 @@ def message_pages(pool: asyncpg.Pool) -> DataLoader[PageKey, list[MessageRow]]:
     return DataLoader(load_fn=load)
 
 
+UnreadKey = tuple[uuid.UUID, str]  # (person, session_id)
+
+
+def unread_counts(pool: asyncpg.Pool) -> DataLoader[UnreadKey, int]:
+    """Unread counts of a page of sessions in one query per person."""
+
+    async def load(keys: Sequence[UnreadKey]) -> list[int]:
+        by_user: dict[uuid.UUID, list[str]] = defaultdict(list)
+        for user_id, session_id in keys:
+            by_user[user_id].append(session_id)
+        found: dict[UnreadKey, int] = {}
+        for user_id, session_ids in by_user.items():
+            counts = await reads.unread_counts(pool, user_id, session_ids)
+            found.update({(user_id, sid): n for sid, n in counts.items()})
+        return [found.get(key, 0) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
 @dataclass
 class Context:
     resources: Resources
@@ -52,6 +72,7 @@ class Context:
     auth_problem: str | None = None
     request: Any = field(default=None, repr=False)
     response: Any = field(default=None, repr=False)
+    connection_params: dict[str, Any] | None = field(default=None, repr=False)  # WebSocket init
     _loaders: dict[object, DataLoader[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property

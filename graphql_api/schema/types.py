@@ -16,7 +16,7 @@ from ..channels import channel_names
 from ..core import messages, sessions
 from ..core.models import MessageRow, Role, SessionRow, parse_uuid
 from ..core.pagination import Keyset, page_size, window
-from .context import Context, message_pages
+from .context import Context, message_pages, unread_counts
 
 Info = strawberry.Info[Context, None]
 
@@ -168,6 +168,14 @@ class ChatSession(relay.Node):
         self, info: Info, last: int | None = None, before: str | None = None
     ) -> ChatMessageConnection:
         return await load_message_page(info, self.session_id, last, before)
+
+    @strawberry.field(
+        description="Messages after the viewer's read mark that are not the viewer's own, "
+        "counted up to 100 (markSessionRead moves the mark)."
+    )
+    async def unread_count(self, info: Info) -> int:
+        viewer = info.context.require_viewer()
+        return await info.context.loader(unread_counts).load((viewer.user_id, self.session_id))
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

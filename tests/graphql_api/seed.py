@@ -33,11 +33,14 @@ async def make_session(
     )
 
 
-async def add_messages(pool: asyncpg.Pool, session_id: str, count: int) -> list[int]:
+async def add_messages(
+    pool: asyncpg.Pool, session_id: str, count: int, *, role: Role | None = None
+) -> list[int]:
+    """`count` messages; alternately the person's and the agent's unless `role` is given."""
     ids = []
     for n in range(count):
-        role = Role.USER if n % 2 == 0 else Role.ASSISTANT
-        row, _ = await messages.append_message(pool, session_id, role, f"message {n + 1}")
+        role_n = role or (Role.USER if n % 2 == 0 else Role.ASSISTANT)
+        row, _ = await messages.append_message(pool, session_id, role_n, f"message {n + 1}")
         ids.append(row.id)
     return ids
 
