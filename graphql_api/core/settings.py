@@ -100,6 +100,7 @@ class Settings:
     openai_api_key: Secret | None = field(default=None, repr=False)
     openai_model: str = "gpt-4o-mini"
     agent_timeout: float = 60.0
+    echo_word_delay: float = 0.0  # the echo agent's pause between streamed words (demos, tests)
     telegram_bot_token: Secret | None = field(default=None, repr=False)
     telegram_webhook_secret: Secret | None = field(default=None, repr=False)
     # Serve POST /telegram/webhook on the API (production) instead of polling; needs the secret.
@@ -148,6 +149,7 @@ class Settings:
             openai_api_key=_secret(env, "OPENAI_API_KEY"),
             openai_model=env.get("OPENAI_MODEL") or cls.openai_model,
             agent_timeout=_float(env, "AGENT_TIMEOUT", cls.agent_timeout, minimum=0.001),
+            echo_word_delay=_float(env, "ECHO_WORD_DELAY", cls.echo_word_delay),
             telegram_bot_token=_secret(env, "TELEGRAM_BOT_TOKEN"),
             telegram_webhook_secret=_secret(env, "TELEGRAM_WEBHOOK_SECRET"),
             telegram_webhook=_bool(env, "TELEGRAM_WEBHOOK", False),
