@@ -166,7 +166,7 @@ def create_app(
             shared = resources
             if shared is None:
                 shared = await stack.enter_async_context(open_resources(settings))
-            hub = EventHub(settings.require_database_url())
+            hub = EventHub(settings.require_database_url(), shared.pool)
             await stack.enter_async_context(hub.running())
             state: dict[str, Any] = {RESOURCES: shared, EVENTS: hub}
             for channel in running:

@@ -28,11 +28,13 @@ from typing import Any
 import asyncpg
 
 from .db import Connection, Executor
+from .models import MESSAGE_COLUMNS, MessageRow
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "us_events"
 PROGRESS_MAX_BYTES = 7000  # NOTIFY's payload limit is 8,000 bytes, ids and keys included
+LOAD_BATCH = 200  # hints whose rows one query reads
 LISTENER_QUEUE = 256  # events a slow listener may fall behind before it is told to replay
 RECONNECT_CAP = 5.0
 
@@ -41,6 +43,14 @@ RECONNECT_CAP = 5.0
 class MessagesAdded:
     session_id: str
     ids: tuple[int, ...] | None  # None: too many to list, read what is newer than your cursor
+
+
+@dataclass(frozen=True, slots=True)
+class RowsAdded:
+    """New messages of a session, read once by the hub for all of its listeners."""
+
+    session_id: str
+    rows: tuple[MessageRow, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +78,7 @@ class Replay:
     re-read from your cursor."""
 
 
-Event = MessagesAdded | SessionChanged | ReplyProgress | ReplyFailed | Replay
+Event = MessagesAdded | RowsAdded | SessionChanged | ReplyProgress | ReplyFailed | Replay
 
 
 def parse(payload: str) -> Event | None:
@@ -132,8 +142,11 @@ class Listener:
 class EventHub:
     """The process's LISTEN connection and its listeners, by session id and by person."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
         self._dsn = dsn
+        self._pool = pool
+        self._pending: list[MessagesAdded] = []  # hints whose rows the next load reads
+        self._loading: asyncio.Task[None] | None = None
         self._by_session: dict[str, set[Listener]] = defaultdict(set)
         self._by_user: dict[uuid.UUID, set[Listener]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
@@ -226,5 +239,33 @@ class EventHub:
 
     def _on_notification(self, conn: Connection, pid: int, channel: str, payload: object) -> None:
         event = parse(str(payload))
-        if event is not None:
+        if isinstance(event, MessagesAdded) and event.ids is not None:
+            if event.session_id in self._by_session:
+                self._pending.append(event)
+                if self._loading is None or self._loading.done():
+                    self._loading = asyncio.create_task(self._load_pending())
+        elif event is not None:
             self.dispatch(event)
+
+    async def _load_pending(self) -> None:
+        """Read the rows of every hint that arrived meanwhile in one query, in arrival order,
+        and hand them to the sessions' listeners (each session's rows once per process)."""
+        await asyncio.sleep(0)  # let the notifications of this read burst arrive
+        while self._pending:
+            batch, self._pending = self._pending[:LOAD_BATCH], self._pending[LOAD_BATCH:]
+            ids = [i for event in batch for i in event.ids or ()]
+            try:
+                records = await self._pool.fetch(
+                    f"SELECT {MESSAGE_COLUMNS} FROM chat_message_history "
+                    "WHERE id = ANY($1::bigint[])",
+                    ids,
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("could not read new messages (%s): listeners replay", exc)
+                for event in batch:
+                    self.dispatch(MessagesAdded(event.session_id, None))
+                continue
+            rows = {r["id"]: MessageRow.from_record(r) for r in records}
+            for event in batch:
+                found = tuple(rows[i] for i in event.ids or () if i in rows)
+                self.dispatch(RowsAdded(event.session_id, found))

@@ -127,9 +127,7 @@ async def page_before(
     return [MessageRow.from_record(r) for r in reversed(records)]
 
 
-async def page_after(
-    db: Executor, session_id: str, after_id: int, limit: int
-) -> list[MessageRow]:
+async def page_after(db: Executor, session_id: str, after_id: int, limit: int) -> list[MessageRow]:
     """Up to `limit` messages newer than after_id, oldest first (a live replay's page)."""
     records = await db.fetch(
         f"SELECT {MESSAGE_COLUMNS} FROM chat_message_history WHERE session_id = $1 "
@@ -137,16 +135,5 @@ async def page_after(
         session_id,
         after_id,
         limit,
-    )
-    return [MessageRow.from_record(r) for r in records]
-
-
-async def messages_by_ids(db: Executor, session_id: str, ids: Sequence[int]) -> list[MessageRow]:
-    """The session's messages among `ids`, oldest first (an event's rows)."""
-    records = await db.fetch(
-        f"SELECT {MESSAGE_COLUMNS} FROM chat_message_history WHERE session_id = $1 "
-        "AND id = ANY($2::bigint[]) ORDER BY id",
-        session_id,
-        list(ids),
     )
     return [MessageRow.from_record(r) for r in records]

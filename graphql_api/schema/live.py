@@ -136,9 +136,8 @@ class LiveSubscription:
                     yield MessageEvent.added(row)
             last_progress = 0.0
             async for event in _until_expiry(viewer, inbox):
-                if isinstance(event, events.MessagesAdded) and event.ids is not None:
-                    rows = await messages.messages_by_ids(pool, session_id, event.ids)
-                    for row in sent.new(rows):
+                if isinstance(event, events.RowsAdded):
+                    for row in sent.new(r for r in event.rows if r.session_id == session_id):
                         yield MessageEvent.added(row)
                 elif isinstance(event, events.MessagesAdded | events.Replay):
                     async for row in _replay(pool, session_id, sent):
