@@ -1,24 +1,21 @@
 """arq job functions. They take ids, never objects, and are idempotent: running one twice is
-harmless, because the database decides what has already been done."""
+harmless, because the database decides what has already been done. Their names, arguments and
+enqueueing are workers/arq_queue.py's."""
 
 from __future__ import annotations
 
 import logging
-import uuid
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 from arq import Retry
 from arq.connections import ArqRedis
 
-from . import runs, schedules
+from . import arq_queue, runs
 from .execution import Policy, RetryLater, execute
+from .schedules import Slot
 
 log = logging.getLogger(__name__)
-
-CLAIM_JOB = "claim_due_schedules"
-EXECUTE_JOB = schedules.EXECUTE_JOB
 
 # PostgreSQL did not answer: the job says so in one line and is tried again later.
 POSTGRES_DOWN: tuple[type[BaseException], ...] = (
@@ -39,31 +36,27 @@ async def claim_due_schedules(ctx: dict[str, Any]) -> int:
         return 0
 
 
-async def _claim(pool: asyncpg.Pool, arq: ArqRedis, queue: str) -> int:
-    async def enqueue(due: schedules.DueSlot) -> None:
-        await schedules.enqueue_run(arq, queue, due.schedule_id, due.slot)
+async def _claim(pool: asyncpg.Pool, arq: ArqRedis, queue_name: str) -> int:
+    async def enqueue(slot: Slot) -> None:
+        await arq_queue.enqueue_run(arq, queue_name, slot)
 
     claimed = await runs.claim_due(pool, enqueue)
-    just_queued = {(due.schedule_id, due.slot) for due in claimed}
-    for schedule_id, slot in await runs.stalled_runs(pool):
-        if (schedule_id, slot) in just_queued:
+    just_queued = set(claimed)
+    for slot in await runs.stalled_runs(pool):
+        if slot in just_queued:
             continue
-        if await schedules.enqueue_run(arq, queue, schedule_id, slot):
-            log.info("re-queued the open run of schedule %s slot %s", schedule_id, slot)
+        if await arq_queue.enqueue_run(arq, queue_name, slot):
+            log.info("re-queued the open run of schedule %s slot %s", slot.schedule_id, slot.at)
     return len(claimed)
 
 
 async def execute_schedule_run(ctx: dict[str, Any], schedule_id: str, slot_iso: str) -> str:
-    """Run one slot of one schedule (see workers.execution.execute)."""
+    """Run one slot of one schedule (see workers.execution.execute). The arguments are
+    arq_queue.job_args(slot), as jobs already in the queue carry them."""
     policy: Policy = ctx["policy"]
+    slot = arq_queue.slot_of_job(schedule_id, slot_iso)
     try:
-        result = await execute(
-            ctx["pool"],
-            ctx["agent"],
-            uuid.UUID(schedule_id),
-            datetime.fromisoformat(slot_iso),
-            policy,
-        )
+        result = await execute(ctx["pool"], ctx["agent"], slot.schedule_id, slot.at, policy)
     except RetryLater as later:
         raise Retry(defer=later.delay) from None
     except POSTGRES_DOWN as exc:

@@ -23,14 +23,9 @@ from graphql_api.core.agent import Agent, build_agent
 from graphql_api.core.db import create_pool
 from graphql_api.core.settings import Settings
 
+from . import arq_queue
 from .execution import Policy
-from .jobs import (
-    CLAIM_JOB,
-    EXECUTE_JOB,
-    POSTGRES_DOWN,
-    claim_due_schedules,
-    execute_schedule_run,
-)
+from .jobs import POSTGRES_DOWN, claim_due_schedules, execute_schedule_run
 
 if TYPE_CHECKING:
     from graphql_api.core.runtime import Resources
@@ -83,7 +78,8 @@ def build_worker(
     caller; otherwise its startup hook creates them and its shutdown hook closes them. The claim
     runs every minute (unique across workers); `claim_at_startup` also runs it at once, which is
     what a burst-mode worker needs, and a worker that reconnected after an outage (a claim it
-    missed meanwhile runs at once). CLAIM_JOB can also be enqueued by name. `on_connected` is
+    missed meanwhile runs at once). arq_queue.CLAIM_JOB can also be enqueued by name.
+    `on_connected` is
     called once the worker has reached Redis.
     """
     queue = queue_name or settings.worker_queue
@@ -112,21 +108,22 @@ def build_worker(
         functions=[
             func(
                 execute_schedule_run,
-                name=EXECUTE_JOB,
+                name=arq_queue.EXECUTE_JOB,
                 timeout=policy.job_timeout,
-                # arq's tries include runs cut short by a killed worker; the run row counts the
-                # attempts that matter and closes the run as failed after policy.max_attempts.
-                max_tries=policy.max_attempts + 2,
+                # The run row counts attempts (policy.max_attempts); this is only a safety net.
+                max_tries=arq_queue.execute_max_tries(policy.max_attempts),
             ),
-            func(claim_due_schedules, name=CLAIM_JOB, timeout=CLAIM_TIMEOUT, max_tries=1),
+            func(
+                claim_due_schedules,
+                name=arq_queue.CLAIM_JOB,
+                timeout=CLAIM_TIMEOUT,
+                max_tries=1,
+            ),
         ],
         cron_jobs=[
             cron(
                 claim_due_schedules,
-                # The queue is in the name: cron job ids are global in Redis, and deployments
-                # (or test runs) sharing one Redis on different queues must not suppress each
-                # other's claim.
-                name=f"cron:{CLAIM_JOB}:{queue}",
+                name=arq_queue.claim_cron_name(queue),
                 second=0,
                 unique=True,
                 run_at_startup=claim_at_startup,

@@ -1,9 +1,14 @@
 """Runs of a schedule: one row per (schedule, slot), the database's word that a slot runs once.
 A row exists from the moment its slot is queued (the periodic claim, runScheduleNow) until it
-is finished; while its status is 'running' the schedule has a run queued or going."""
+is finished; while its status is 'running' the schedule has a run queued or going. The row is
+also the one count of a slot's attempts (workers/execution.py decides on it).
+
+Rows are committed before their slot is enqueued, never while a transaction waits on Redis: an
+open row whose job never reached the queue is re-queued by the periodic claim (stalled_runs)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,16 +27,20 @@ from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 from .channel import SCHEDULED
 from .schedules import (
     SCHEDULE_COLUMNS,
-    DueSlot,
     Outcome,
     ScheduleRow,
+    Slot,
     latest_slot_before,
     next_run_after,
-    slot_session_id,
 )
 
-Enqueue = Callable[[DueSlot], Awaitable[object]]
+Enqueue = Callable[[Slot], Awaitable[object]]
 log = logging.getLogger(__name__)
+
+# runScheduleNow stores its run row, commits, then enqueues; for this long the row is held for
+# that enqueue: the claim does not re-queue it meanwhile (it would run a slot the API may yet
+# withdraw, when its Redis call fails). More than arq_queue.ENQUEUE_TIMEOUT and the withdrawal.
+QUEUE_HOLD_SECONDS = 30.0
 
 
 async def get_schedule_for_run(db: Executor, schedule_id: uuid.UUID) -> ScheduleRow | None:
@@ -63,9 +72,10 @@ async def begin_run(
 
     The run row's unique key (schedule, slot) decides: a slot that already finished is not run
     again; one left running by a killed worker is resumed with the same session once its lease
-    has expired.
+    has expired. A run never begun (attempts = 0) is free to begin: its lease, if any, is
+    runScheduleNow's hold for its enqueue (queue_run_now), not a worker's.
     """
-    session_id = slot_session_id(schedule.id, slot)
+    session_id = Slot(schedule.id, slot).session_id
     async with pool.acquire() as conn, conn.transaction():
         try:
             await conn.execute(
@@ -81,7 +91,8 @@ async def begin_run(
             "UPDATE schedule_runs SET attempts = attempts + 1, "
             "lease_until = now() + make_interval(secs => $3) "
             "WHERE schedule_id = $1 AND slot = $2 AND status = 'running' "
-            "AND (lease_until IS NULL OR lease_until < now()) RETURNING attempts, session_id",
+            "AND (attempts = 0 OR lease_until IS NULL OR lease_until < now()) "
+            "RETURNING attempts, session_id",
             schedule.id,
             slot,
             lease_seconds,
@@ -142,7 +153,7 @@ async def finish_run(
                 "RETURNING id",
                 schedule_id,
                 slot,
-                session_id or slot_session_id(schedule_id, slot),
+                session_id or Slot(schedule_id, slot).session_id,
                 outcome.value,
                 error,
             )
@@ -172,7 +183,7 @@ class RunInProgress(BadInput):
 @dataclass(frozen=True)
 class QueuedRun:
     schedule: ScheduleRow
-    slot: datetime
+    slot: Slot
     queued: bool  # False: this second's slot already ran, it is not run again
 
 
@@ -188,10 +199,14 @@ async def queue_run_now(
     person has no such schedule; RunInProgress while one of its runs is still open.
 
     A lock on the schedule makes the check and the insert of the run row one step, so two
-    requests at once queue one run. The job is enqueued before the row commits: a queue failure
-    leaves nothing open behind.
+    requests at once queue one run. The row commits first, held for its enqueue (its lease,
+    QUEUE_HOLD_SECONDS: the claim leaves it alone meanwhile), and the job is enqueued after the
+    connection went back to the pool: no transaction, lock or connection waits on Redis. When
+    the enqueue fails the row is withdrawn before the error propagates, so a queue failure
+    leaves nothing open behind; unless a worker has already begun the run (its job did reach
+    the queue, though Redis's answer did not reach us), which is then reported as queued.
     """
-    slot = (now or datetime.now(UTC)).replace(microsecond=0)
+    slot = Slot(schedule_id, (now or datetime.now(UTC)).replace(microsecond=0))
     try:
         async with pool.acquire() as conn, conn.transaction():
             await lock_until_commit(conn, f"run-now:{schedule_id}")
@@ -209,17 +224,49 @@ async def queue_run_now(
             ):
                 raise RunInProgress()
             inserted = await conn.fetchval(
-                "INSERT INTO schedule_runs (schedule_id, slot, session_id) VALUES ($1, $2, $3) "
+                "INSERT INTO schedule_runs (schedule_id, slot, session_id, lease_until) "
+                "VALUES ($1, $2, $3, now() + make_interval(secs => $4)) "
                 "ON CONFLICT (schedule_id, slot) DO NOTHING RETURNING id",
                 schedule_id,
-                slot,
-                slot_session_id(schedule_id, slot),
+                slot.at,
+                slot.session_id,
+                QUEUE_HOLD_SECONDS,
             )
-            if inserted is not None:
-                await enqueue(DueSlot(schedule_id, slot))
     except asyncpg.ForeignKeyViolationError:  # deleted meanwhile
         return None
+    if inserted is not None:
+        try:
+            await enqueue(slot)
+        except Exception:
+            if await asyncio.shield(_withdraw(pool, slot)):
+                raise
+            log.warning(
+                "schedule %s slot %s: the enqueue failed, but a worker has the run",
+                slot.schedule_id,
+                slot.token,
+            )
     return QueuedRun(ScheduleRow.from_record(record), slot, queued=inserted is not None)
+
+
+async def _withdraw(pool: asyncpg.Pool, slot: Slot) -> bool:
+    """Remove a run row runScheduleNow stored but could not queue. False if a worker has begun
+    it meanwhile (attempts > 0): then it is running (or ran), and stays."""
+    try:
+        # The outer SELECT sees the row as it was before the DELETE: is it still there after?
+        kept = await pool.fetchval(
+            "WITH gone AS (DELETE FROM schedule_runs WHERE schedule_id = $1 AND slot = $2 "
+            "AND status = 'running' AND attempts = 0 RETURNING id) "
+            "SELECT EXISTS (SELECT 1 FROM schedule_runs WHERE schedule_id = $1 AND slot = $2 "
+            "AND id NOT IN (SELECT id FROM gone))",
+            slot.schedule_id,
+            slot.at,
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        # PostgreSQL went away too: the row stays open, and the periodic claim runs it once its
+        # hold has passed. Not stuck; but queued although the request was answered as failed.
+        log.exception("schedule %s slot %s: could not withdraw the run", slot.schedule_id, slot.at)
+        return True
+    return not kept  # also when the schedule was deleted meanwhile: the failure stands
 
 
 RunPageKey = tuple[uuid.UUID, datetime | None]  # (schedule id, slot to page before or None)
@@ -260,14 +307,15 @@ async def run_session_pages(
     return pages
 
 
-async def stalled_runs(db: Executor, *, limit: int = 100) -> list[tuple[uuid.UUID, datetime]]:
-    """Open runs nobody holds (a killed worker, or a queue that gave up): (schedule, slot)."""
+async def stalled_runs(db: Executor, *, limit: int = 100) -> list[Slot]:
+    """Open runs nobody holds (a killed worker, a lost job, an enqueue that failed after its row
+    committed), and none that runScheduleNow is still enqueueing (its hold is a lease)."""
     records = await db.fetch(
         "SELECT schedule_id, slot FROM schedule_runs WHERE status = 'running' "
         "AND (lease_until IS NULL OR lease_until < now()) LIMIT $1",
         limit,
     )
-    return [(r["schedule_id"], r["slot"]) for r in records]
+    return [Slot(r["schedule_id"], r["slot"]) for r in records]
 
 
 # --- the periodic claim ----------------------------------------------------------------------
@@ -279,17 +327,17 @@ async def claim_due(
     *,
     now: datetime | None = None,
     batch: int = 200,
-) -> list[DueSlot]:
+) -> list[Slot]:
     """Claim every enabled schedule whose next run is due, one slot each, and advance it.
 
     Each schedule yields the LATEST due slot only: a worker that was down across several slots
     runs the missed ones as one catch-up run. Rows are locked with SKIP LOCKED, so concurrent
-    claimers split the work; the slot is enqueued, and its run row inserted, before the advance
-    commits, so a queue failure leaves the schedule due for the next claim instead of losing
-    the slot.
+    claimers split the work. The slots' run rows are inserted and the schedules advanced in
+    one transaction; the slots are enqueued after it commits (no row lock waits on Redis). A
+    queue failure loses nothing: the open rows are re-queued by the next claim (stalled_runs).
     """
     now = now or datetime.now(UTC)
-    claimed: list[DueSlot] = []
+    claimed: list[Slot] = []
     while True:
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
@@ -298,7 +346,7 @@ async def claim_due(
                 now,
                 batch,
             )
-            dues: list[DueSlot] = []
+            dues: list[Slot] = []
             next_runs: list[datetime] = []
             broken: list[uuid.UUID] = []
             for row in rows:
@@ -309,7 +357,7 @@ async def claim_due(
                     log.exception("schedule %s: cannot compute its slots; disabling it", row["id"])
                     broken.append(row["id"])
                     continue
-                dues.append(DueSlot(row["id"], slot))
+                dues.append(Slot(row["id"], slot))
                 next_runs.append(next_run)
             ids = [due.schedule_id for due in dues]
             await conn.execute(
@@ -317,18 +365,15 @@ async def claim_due(
                 "SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) "
                 "ON CONFLICT (schedule_id, slot) DO NOTHING",
                 ids,
-                [due.slot for due in dues],
-                [slot_session_id(due.schedule_id, due.slot) for due in dues],
+                [due.at for due in dues],
+                [due.session_id for due in dues],
             )
-            for due in dues:
-                await enqueue(due)
             await conn.execute(
                 "UPDATE schedules s SET next_run_at = u.next_run_at FROM "
                 "unnest($1::uuid[], $2::timestamptz[]) AS u(id, next_run_at) WHERE s.id = u.id",
                 ids,
                 next_runs,
             )
-            claimed.extend(dues)
             if broken:
                 await conn.execute(
                     "UPDATE schedules SET enabled = false, next_run_at = NULL, "
@@ -336,5 +381,8 @@ async def claim_due(
                     "evaluated; edit the schedule' WHERE id = ANY($1::uuid[])",
                     broken,
                 )
+        for due in dues:
+            await enqueue(due)
+        claimed.extend(dues)
         if len(rows) < batch:
             return claimed

@@ -1,5 +1,6 @@
-"""Schedules: a person's cron prompts, their validation and cron arithmetic, and the names and
-queueing of slots. Claiming due slots and the runs themselves are in schedule_runs.py."""
+"""Schedules: a person's cron prompts, their validation and cron arithmetic, and a slot's
+identity (Slot). Pure schedule data: no queue here. Claiming due slots and the runs themselves
+are in runs.py; queueing a slot on arq is arq_queue.py."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from .cron import check_cron_syntax
 
 MAX_NAME = 200
 MAX_SCHEDULES_PER_PERSON = 50  # a cost cap: every schedule may run an agent turn every minute
-EXECUTE_JOB = "execute_schedule_run"  # the arq function name, shared by the API and the worker
 
 
 class Outcome(StrEnum):
@@ -380,17 +380,12 @@ async def delete_schedule(db: Executor, owner: uuid.UUID, schedule_id: uuid.UUID
     return status == "DELETE 1"
 
 
-# --- slots: claiming, queueing, naming ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DueSlot:
-    schedule_id: uuid.UUID
-    slot: datetime
+# --- slots: one run of one schedule, and every name it goes by ---------------------------
 
 
 def slot_token(slot: datetime) -> str:
-    """A slot as compact UTC text, safe in session ids and job ids: 20250105T090000Z."""
+    """A slot as compact UTC text, safe in session ids and job ids: 20250105T090000Z. Slot.token
+    is this; every other name of a slot is built from it (see Slot)."""
     slot = slot.astimezone(UTC)
     return (
         slot.strftime("%Y%m%dT%H%M%S")
@@ -399,22 +394,45 @@ def slot_token(slot: datetime) -> str:
     )
 
 
-def slot_session_id(schedule_id: uuid.UUID, slot: datetime) -> str:
-    return f"{SESSION_ID_PREFIX}{schedule_id}:{slot_token(slot)}"
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One run of one schedule: the schedule and the moment (in UTC) the run stands for.
 
+    A slot goes by several names, and they must agree wherever they are made (the claim,
+    runScheduleNow, the worker), so all of them are derived here, from `token`:
+    `session_id` (the run's session in the registry), `job_id` (its arq job, used only by
+    arq_queue.py) and `idempotency_key` (its turn's messages). They are stored (sessions,
+    message keys) and queued (job ids): changing one strands the runs already in flight.
+    """
 
-def slot_job_id(schedule_id: uuid.UUID, slot: datetime) -> str:
-    return f"schedule:{schedule_id}:{slot_token(slot)}"
+    schedule_id: uuid.UUID
+    at: datetime
 
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None or self.at.utcoffset() is None:
+            raise ValueError("a slot is a timezone-aware moment")
+        object.__setattr__(self, "at", self.at.astimezone(UTC))
 
-async def enqueue_run(arq: Any, queue_name: str, schedule_id: uuid.UUID, slot: datetime) -> bool:
-    """Queue one execution of a slot (an arq ArqRedis). False: that slot's job is already queued
-    or recently done; the job id makes a slot run once even when enqueued twice."""
-    job = await arq.enqueue_job(
-        EXECUTE_JOB,
-        str(schedule_id),
-        slot.astimezone(UTC).isoformat(),
-        _job_id=slot_job_id(schedule_id, slot),
-        _queue_name=queue_name,
-    )
-    return job is not None
+    @property
+    def token(self) -> str:
+        return slot_token(self.at)
+
+    @property
+    def session_id(self) -> str:
+        """sched:<schedule id>:<token>, the session the run creates (a scheduled one)."""
+        return f"{SESSION_ID_PREFIX}{self._key}"
+
+    @property
+    def job_id(self) -> str:
+        """schedule:<schedule id>:<token>: a slot enqueued twice is one arq job."""
+        return f"schedule:{self._key}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """schedule:<token>: the turn's prompt and reply are stored once however often the slot
+        is tried. Scoped to the session (itself the slot's), hence no schedule id."""
+        return f"schedule:{self.token}"
+
+    @property
+    def _key(self) -> str:
+        return f"{self.schedule_id}:{self.token}"

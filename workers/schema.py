@@ -11,8 +11,6 @@ from enum import Enum
 import asyncpg
 import strawberry
 from arq.connections import ArqRedis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 
@@ -27,9 +25,9 @@ from graphql_api.schema.cursors import (
 )
 from graphql_api.schema.types import ChatSession, ChatSessionConnection, Info, resolve_owned_nodes
 
-from . import runs, schedules
+from . import arq_queue, runs, schedules
 from .channel import STATE_KEY
-from .schedules import ScheduleKey, ScheduleRow, ScheduleSpec
+from .schedules import ScheduleKey, ScheduleRow, ScheduleSpec, Slot
 
 RunPageKey = tuple[uuid.UUID, datetime | None, int]  # (schedule id, before slot, rows to fetch)
 RunPage = list[tuple[datetime, SessionRow]]
@@ -249,14 +247,15 @@ class ScheduleMutation:
     async def run_schedule_now(self, info: Info, id: relay.GlobalID) -> RunScheduleNowPayload:
         viewer = info.context.require_viewer()
         schedule_id = _require_schedule_uuid(id)
-        arq, queue = _arq(info), info.context.settings.worker_queue
+        arq, queue_name = _arq(info), info.context.settings.worker_queue
 
-        async def enqueue(due: schedules.DueSlot) -> None:
+        async def enqueue(slot: Slot) -> None:
             try:
-                await schedules.enqueue_run(arq, queue, due.schedule_id, due.slot)
-            except (RedisConnectionError, RedisTimeoutError):
-                # Raised inside the run row's transaction: it rolls back, nothing is queued.
-                # /healthz reports the outage ("redis": "unreachable").
+                await arq_queue.enqueue_run_within(arq, queue_name, slot)
+            except arq_queue.QueueUnavailable:
+                # Raised after the run row committed, with no connection held meanwhile;
+                # queue_run_now withdraws the row before this reaches the client, so nothing is
+                # stored or queued. /healthz reports the outage ("redis": "unreachable").
                 raise ServiceUnavailable(
                     "the scheduler is unavailable, try again in a moment"
                 ) from None
@@ -266,8 +265,8 @@ class ScheduleMutation:
             raise NotFound("no such schedule")
         return RunScheduleNowPayload(
             schedule=Schedule.from_row(run.schedule),
-            slot=run.slot,
-            session_id=schedules.slot_session_id(run.schedule.id, run.slot),
+            slot=run.slot.at,
+            session_id=run.slot.session_id,
             queued=run.queued,
         )
 

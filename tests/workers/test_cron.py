@@ -13,10 +13,9 @@ from croniter import croniter
 from graphql_api.core.errors import BadInput
 from graphql_api.core.sessions import validate_session_id
 from workers.schedules import (
+    Slot,
     latest_slot_before,
     next_run_after,
-    slot_job_id,
-    slot_session_id,
     validate_cron,
     validate_timezone,
 )
@@ -154,13 +153,27 @@ def test_iana_time_zones_are_accepted(name: str) -> None:
 def test_slot_names_are_valid_session_and_job_ids() -> None:
     schedule_id = uuid.uuid4()
     slot = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
-    assert slot_session_id(schedule_id, slot) == f"sched:{schedule_id}:20250106T090000Z"
-    assert validate_session_id(slot_session_id(schedule_id, slot))
+    assert Slot(schedule_id, slot).session_id == f"sched:{schedule_id}:20250106T090000Z"
+    assert validate_session_id(Slot(schedule_id, slot).session_id)
     with_micros = slot.replace(microsecond=1500)
-    assert validate_session_id(slot_session_id(schedule_id, with_micros)).endswith(
+    assert validate_session_id(Slot(schedule_id, with_micros).session_id).endswith(
         "20250106T090000.001500Z"
     )
-    assert slot_job_id(schedule_id, slot) != slot_job_id(schedule_id, with_micros)
+    assert Slot(schedule_id, slot).job_id != Slot(schedule_id, with_micros).job_id
+
+
+def test_every_name_of_a_slot_comes_from_one_token() -> None:
+    schedule_id = uuid.uuid4()
+    berlin = datetime(2025, 1, 6, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))  # 09:00 UTC
+    slot = Slot(schedule_id, berlin)
+    assert slot == Slot(schedule_id, datetime(2025, 1, 6, 9, 0, tzinfo=UTC))
+    assert slot.at.tzinfo is UTC and slot.token == "20250106T090000Z"
+    # The forms stored in the registry and queued on arq, exactly as runs in flight carry them.
+    assert slot.session_id == f"sched:{schedule_id}:20250106T090000Z"
+    assert slot.job_id == f"schedule:{schedule_id}:20250106T090000Z"
+    assert slot.idempotency_key == "schedule:20250106T090000Z"
+    with pytest.raises(ValueError):
+        Slot(schedule_id, datetime(2025, 1, 6, 9, 0))  # a naive time names no moment
 
 
 def test_aliases_are_stored_in_lower_case() -> None:

@@ -15,8 +15,9 @@ from graphql_api.core import messages
 from graphql_api.core.agent import ChatTurn
 from graphql_api.core.models import Role
 from tests.conftest import make_person
+from workers import arq_queue, schedules
 from workers import runs as schedule_runs
-from workers import schedules
+from workers.schedules import Slot
 
 from .conftest import ProbeAgent, Workers, unreachable_agent
 
@@ -82,11 +83,11 @@ async def test_same_slot_enqueued_twice_yields_one_session(
     slot = datetime.now(UTC).replace(microsecond=0)
     queue = workers.settings.worker_queue
 
-    assert await schedules.enqueue_run(arq_redis, queue, schedule.id, slot) is True
-    assert await schedules.enqueue_run(arq_redis, queue, schedule.id, slot) is False  # job id
+    assert await arq_queue.enqueue_run(arq_redis, queue, Slot(schedule.id, slot)) is True
+    assert await arq_queue.enqueue_run(arq_redis, queue, Slot(schedule.id, slot)) is False
     # Past the queue's memory (another job id for the same slot): the database still decides.
     await arq_redis.enqueue_job(
-        schedules.EXECUTE_JOB,
+        arq_queue.EXECUTE_JOB,
         str(schedule.id),
         slot.isoformat(),
         _job_id=f"again:{schedule.id}",
@@ -104,7 +105,7 @@ async def test_same_slot_enqueued_twice_yields_one_session(
 
     # And once more after everything finished: nothing changes.
     await arq_redis.enqueue_job(
-        schedules.EXECUTE_JOB,
+        arq_queue.EXECUTE_JOB,
         str(schedule.id),
         slot.isoformat(),
         _job_id=f"third:{schedule.id}",
@@ -144,9 +145,9 @@ async def test_claim_skips_schedules_another_claimer_holds(
     held, free = await workers.create(owner.user_id), await workers.create(owner.user_id)
     await workers.make_due(held.id)
     await workers.make_due(free.id)
-    claimed: list[schedules.DueSlot] = []
+    claimed: list[Slot] = []
 
-    async def collect(due: schedules.DueSlot) -> None:
+    async def collect(due: Slot) -> None:
         claimed.append(due)
 
     async with pool.acquire() as other, other.transaction():
@@ -199,7 +200,7 @@ async def test_agent_failure_is_recorded_and_the_session_left_inactive(
 
     # The slot queued again later (a fresh job id) is not tried a third time: the run is closed.
     await arq_redis.enqueue_job(
-        schedules.EXECUTE_JOB,
+        arq_queue.EXECUTE_JOB,
         str(schedule.id),
         run["slot"].isoformat(),
         _job_id=f"again:{schedule.id}",
@@ -244,7 +245,7 @@ async def test_a_run_cut_short_by_a_killed_worker_resumes_with_the_same_session(
         start.session.session_id,
         Role.USER,
         schedule.prompt,
-        idempotency_key=f"schedule:{schedules.slot_token(slot)}",
+        idempotency_key=Slot(schedule.id, slot).idempotency_key,
     )
     agent = ProbeAgent(pool)
 
@@ -275,7 +276,7 @@ async def test_a_deleted_schedule_runs_nothing(
     owner = make_person()
     schedule = await workers.create(owner.user_id)
     slot = datetime.now(UTC).replace(microsecond=0)
-    await schedules.enqueue_run(arq_redis, workers.settings.worker_queue, schedule.id, slot)
+    await arq_queue.enqueue_run(arq_redis, workers.settings.worker_queue, Slot(schedule.id, slot))
     assert await schedules.delete_schedule(pool, owner.user_id, schedule.id)
     agent = ProbeAgent(pool)
 
@@ -308,7 +309,7 @@ async def test_a_schedule_deleted_during_its_turn_finishes_the_job(
     owner = make_person()
     schedule = await workers.create(owner.user_id, prompt="Tidy the inbox")
     slot = datetime.now(UTC).replace(microsecond=0)
-    await schedules.enqueue_run(arq_redis, workers.settings.worker_queue, schedule.id, slot)
+    await arq_queue.enqueue_run(arq_redis, workers.settings.worker_queue, Slot(schedule.id, slot))
 
     worker = await workers.burst(DeletingAgent(pool, schedule.id, owner.user_id), claim=False)
 
@@ -334,9 +335,9 @@ async def test_the_repeated_hour_of_a_clock_change_runs_a_daily_slot_once(
     schedule = await workers.create(owner.user_id, cron="30 2 * * *", timezone="Europe/Berlin")
     first = datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
     await pool.execute("UPDATE schedules SET next_run_at = $2 WHERE id = $1", schedule.id, first)
-    claimed: list[schedules.DueSlot] = []
+    claimed: list[Slot] = []
 
-    async def collect(due: schedules.DueSlot) -> None:
+    async def collect(due: Slot) -> None:
         claimed.append(due)
 
     try:
@@ -344,7 +345,7 @@ async def test_the_repeated_hour_of_a_clock_change_runs_a_daily_slot_once(
         while now <= datetime(2025, 10, 26, 2, 0, tzinfo=UTC):  # a claim every minute
             await schedule_runs.claim_due(pool, collect, now=now)
             now += timedelta(minutes=1)
-        assert [d.slot for d in claimed if d.schedule_id == schedule.id] == [first]
+        assert [d.at for d in claimed if d.schedule_id == schedule.id] == [first]
         after = await schedules.get_schedule(pool, owner.user_id, schedule.id)
         assert after is not None
         assert after.next_run_at == datetime(2025, 10, 27, 1, 30, tzinfo=UTC)  # 02:30 CET

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import GraphQLClient, Person, StatementLog, make_person
 from workers import runs as schedule_runs
-from workers import schedules
+from workers.schedules import Slot
 
 BIG_TABLES = {"schedules", "schedule_runs", "chat_sessions"}
 
@@ -140,9 +140,9 @@ async def test_run_pages_are_index_scans(
 async def test_the_periodic_claim_is_an_index_scan(
     pool: asyncpg.Pool, statement_log: StatementLog, many_schedules: tuple[Person, uuid.UUID]
 ) -> None:
-    claimed: list[schedules.DueSlot] = []
+    claimed: list[Slot] = []
 
-    async def collect(due: schedules.DueSlot) -> None:
+    async def collect(due: Slot) -> None:
         claimed.append(due)
 
     with statement_log.counting() as seen:

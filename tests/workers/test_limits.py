@@ -12,7 +12,7 @@ from graphql_api.core.errors import BadInput
 from tests.conftest import GraphQLClient, make_person
 from workers import runs as schedule_runs
 from workers import schedules
-from workers.schedules import MAX_SCHEDULES_PER_PERSON, ScheduleRow, ScheduleSpec
+from workers.schedules import MAX_SCHEDULES_PER_PERSON, ScheduleRow, ScheduleSpec, Slot
 
 from .conftest import ProbeAgent, ScheduleIds, Workers
 from .test_schedules_api import CREATE, DELETE, RUN_NOW, _create
@@ -122,9 +122,9 @@ async def test_a_claimed_slot_counts_as_an_open_run(
     schedule = await _create(schedules_api, owner.token, schedule_ids, agentName="claimed")
     schedule_id = _uuid(schedule["id"])
     await workers.make_due(schedule_id)
-    lost: list[schedules.DueSlot] = []
+    lost: list[Slot] = []
 
-    async def lose(due: schedules.DueSlot) -> None:  # a claim whose queue then loses the job
+    async def lose(due: Slot) -> None:  # a claim whose queue then loses the job
         lost.append(due)
 
     await schedule_runs.claim_due(pool, lose)
@@ -138,6 +138,9 @@ async def test_a_claimed_slot_counts_as_an_open_run(
     assert agent.calls.count("claimed") == 1
     data = await schedules_api.ok(RUN_NOW, {"id": schedule["id"]}, token=owner.token)
     assert data["runScheduleNow"]["queued"] is True
+    # Leave no open run behind: a later test's claiming worker would run it (and its agent see
+    # it). Deleting the schedule deletes its run rows; the queued job then finds it gone.
+    assert await schedules.delete_schedule(pool, owner.user_id, schedule_id)
 
 
 async def test_a_queue_failure_leaves_no_open_run(
@@ -146,22 +149,24 @@ async def test_a_queue_failure_leaves_no_open_run(
     owner = make_person()
     schedule = await workers.create(owner.user_id)
 
-    async def broken(due: schedules.DueSlot) -> None:
+    async def broken(due: Slot) -> None:
         raise ConnectionError("redis is down")
 
     with pytest.raises(ConnectionError):
         await schedule_runs.queue_run_now(pool, owner.user_id, schedule.id, broken)
     assert await workers.runs(schedule.id) == []
 
-    queued: list[schedules.DueSlot] = []
+    queued: list[Slot] = []
 
-    async def collect(due: schedules.DueSlot) -> None:
+    async def collect(due: Slot) -> None:
         queued.append(due)
 
     run = await schedule_runs.queue_run_now(pool, owner.user_id, schedule.id, collect)
     assert run is not None and run.queued and [d.schedule_id for d in queued] == [schedule.id]
     stranger = await schedule_runs.queue_run_now(pool, uuid.uuid4(), schedule.id, collect)
     assert stranger is None and len(queued) == 1
+    # The run "queued" above never reached a queue: leave no open run for a later claim.
+    assert await schedules.delete_schedule(pool, owner.user_id, schedule.id)
 
 
 def _uuid(global_id: str) -> uuid.UUID:

@@ -19,8 +19,8 @@ from arq.connections import ArqRedis
 from graphql_api.core.db import create_pool
 from graphql_api.core.migrate import migrate
 from tests.conftest import make_person
-from workers import schedules
-from workers.schedules import ScheduleSpec
+from workers import arq_queue, schedules
+from workers.schedules import ScheduleSpec, Slot
 
 from .conftest import ScheduleIds
 from .test_redis_outage import COMMAND, WAIT, _env
@@ -96,7 +96,7 @@ async def test_worker_waits_for_postgres_and_survives_losing_it(
         # PostgreSQL goes away while the worker runs: the job fails, the process carries on.
         own_postgres.stop()
         lost = uuid.uuid4()
-        await schedules.enqueue_run(arq_redis, queue, lost, datetime.now(UTC))
+        await arq_queue.enqueue_run(arq_redis, queue, Slot(lost, datetime.now(UTC)))
         await _eventually(lambda: f"schedule:{lost}" in log.read_text(), "the job was tried")
         await _eventually(lambda: "is tried again" in log.read_text(), "the job's one log line")
         assert process.poll() is None, log.read_text()
@@ -110,7 +110,7 @@ async def test_worker_waits_for_postgres_and_survives_losing_it(
             schedule = await schedules.create_schedule(pool, owner.user_id, spec)
             schedule_ids.add(schedule.id)
             slot = datetime.now(UTC).replace(microsecond=0)
-            await schedules.enqueue_run(arq_redis, queue, schedule.id, slot)
+            await arq_queue.enqueue_run(arq_redis, queue, Slot(schedule.id, slot))
 
             async def succeeded() -> bool:
                 status = await pool.fetchval(

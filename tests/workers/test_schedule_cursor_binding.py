@@ -10,7 +10,8 @@ from arq.connections import ArqRedis
 from strawberry.relay import from_base64
 
 from tests.conftest import GraphQLClient, GraphQLResult, make_person
-from workers import schedules
+from workers import arq_queue
+from workers.schedules import Slot
 
 from .conftest import ProbeAgent, ScheduleIds, Workers
 
@@ -77,11 +78,10 @@ async def test_a_runs_cursor_works_only_for_its_own_schedule(
     slots = [datetime(2025, 2, day, 9, 0, tzinfo=UTC) for day in (3, 4)]
     for global_id in made:
         for slot in slots:
-            await schedules.enqueue_run(
+            await arq_queue.enqueue_run(
                 arq_redis,
                 workers.settings.worker_queue,
-                uuid.UUID(from_base64(global_id)[1]),
-                slot,
+                Slot(uuid.UUID(from_base64(global_id)[1]), slot),
             )
     await workers.burst(ProbeAgent(pool), claim=False)
     first, second = made

@@ -350,15 +350,16 @@ async def test_runs_are_paged_newest_first_with_one_query_for_all_schedules(
     arq_redis,
     statement_log: StatementLog,
 ) -> None:
-    from workers import schedules
+    from workers import arq_queue
+    from workers.schedules import Slot, slot_token
 
     owner = make_person()
     made = [await _create(schedules_api, owner.token, schedule_ids) for _ in range(3)]
     slots = [datetime(2025, 1, day, 9, 0, tzinfo=UTC) for day in (6, 7, 8)]
     for schedule in made:
         for slot in slots:
-            await schedules.enqueue_run(
-                arq_redis, workers.settings.worker_queue, _uuid(schedule["id"]), slot
+            await arq_queue.enqueue_run(
+                arq_redis, workers.settings.worker_queue, Slot(_uuid(schedule["id"]), slot)
             )
     await workers.burst(ProbeAgent(pool), claim=False)
 
@@ -366,7 +367,7 @@ async def test_runs_are_paged_newest_first_with_one_query_for_all_schedules(
     page = (await schedules_api.ok(RUNS, {"id": target, "first": 2}, token=owner.token))[
         "schedule"
     ]["runs"]
-    tokens = [schedules.slot_token(s) for s in slots]
+    tokens = [slot_token(s) for s in slots]
     assert [e["node"]["sessionId"].rsplit(":", 1)[1] for e in page["edges"]] == [
         tokens[2],
         tokens[1],

@@ -21,8 +21,9 @@ from graphql_api.core.agent import EchoAgent
 from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import make_person
-from workers import schedules
+from workers import arq_queue
 from workers.main import worker_task
+from workers.schedules import Slot
 
 from .conftest import Workers
 
@@ -58,7 +59,9 @@ async def test_worker_task_runs_in_the_dev_event_loop_and_stops_cleanly(
     task = asyncio.create_task(worker_task(worker_settings, resources))
     try:
         slot = datetime.now(UTC).replace(microsecond=0)
-        await schedules.enqueue_run(arq_redis, worker_settings.worker_queue, schedule.id, slot)
+        await arq_queue.enqueue_run(
+            arq_redis, worker_settings.worker_queue, Slot(schedule.id, slot)
+        )
         await _eventually(lambda: _run_finished(pool, schedule.id), "the run finished")
     finally:
         task.cancel()
@@ -95,7 +98,7 @@ async def test_unified_sessions_worker_command_runs_scheduled_runs(
     )
     try:
         slot = datetime.now(UTC).replace(microsecond=0)
-        await schedules.enqueue_run(arq_redis, queue_name, schedule.id, slot)
+        await arq_queue.enqueue_run(arq_redis, queue_name, Slot(schedule.id, slot))
         await _eventually(lambda: _run_finished(workers.pool, schedule.id), "the run finished")
     finally:
         process.send_signal(signal.SIGTERM)
