@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 
 import asyncpg
@@ -14,16 +14,16 @@ from arq.connections import ArqRedis
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 
-from graphql_api.core.errors import BadInput, DomainError, NotFound, ServiceUnavailable
+from graphql_api.core.errors import DomainError, NotFound, ServiceUnavailable
 from graphql_api.core.models import SessionRow, parse_uuid
-from graphql_api.schema.cursors import (
-    CursorScope,
-    decode_cursor,
-    encode_cursor,
+from graphql_api.core.pagination import Keyset, page_size, window
+from graphql_api.schema.types import (
+    ChatSession,
+    ChatSessionConnection,
+    Info,
     page_info,
-    page_size,
+    resolve_owned_nodes,
 )
-from graphql_api.schema.types import ChatSession, ChatSessionConnection, Info, resolve_owned_nodes
 
 from . import arq_queue, runs, schedules
 from .channel import STATE_KEY
@@ -97,17 +97,18 @@ class Schedule(relay.Node):
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> ChatSessionConnection:
         limit = page_size(first, "first")
-        before_slot = _read_run_cursor(after, self.id) if after is not None else None
-        rows = await info.context.loader(run_pages).load(
-            (uuid.UUID(self.id), before_slot, limit + 1)
+        scope = (self.id,)
+        before_slot = RUNS.read(after, scope, "after")[0] if after is not None else None
+        rows, more = window(
+            await info.context.loader(run_pages).load((uuid.UUID(self.id), before_slot, limit + 1)),
+            limit,
         )
         edges = [
-            relay.Edge(cursor=_run_cursor(self.id, slot), node=ChatSession.from_row(row))
-            for slot, row in rows[:limit]
+            relay.Edge(cursor=RUNS.cursor(scope, slot), node=ChatSession.from_row(row))
+            for slot, row in rows
         ]
         return ChatSessionConnection(
-            edges=edges,
-            page_info=page_info(edges, has_next=len(rows) > limit, has_previous=after is not None),
+            edges=edges, page_info=page_info(edges, has_next=more, has_previous=after is not None)
         )
 
     @classmethod
@@ -179,17 +180,22 @@ class ScheduleQuery:
     ) -> ScheduleConnection:
         viewer = info.context.require_viewer()
         limit = page_size(first, "first")
-        key = _read_schedule_cursor(after, viewer.user_id) if after is not None else None
-        rows = await schedules.list_schedules(
-            info.context.pool, viewer.user_id, limit=limit + 1, after=key
+        scope = (str(viewer.user_id),)
+        key = ScheduleKey(*SCHEDULES.read(after, scope, "after")) if after is not None else None
+        rows, more = window(
+            await schedules.list_schedules(
+                info.context.pool, viewer.user_id, limit=limit + 1, after=key
+            ),
+            limit,
         )
         edges = [
-            relay.Edge(cursor=_schedule_cursor(viewer.user_id, r), node=Schedule.from_row(r))
-            for r in rows[:limit]
+            relay.Edge(
+                cursor=SCHEDULES.cursor(scope, r.created_at, r.id), node=Schedule.from_row(r)
+            )
+            for r in rows
         ]
         return ScheduleConnection(
-            edges=edges,
-            page_info=page_info(edges, has_next=len(rows) > limit, has_previous=after is not None),
+            edges=edges, page_info=page_info(edges, has_next=more, has_previous=after is not None)
         )
 
     @strawberry.field(description="One of the viewer's schedules; null if there is none.")
@@ -296,47 +302,6 @@ def _require_schedule_uuid(global_id: relay.GlobalID) -> uuid.UUID:
     return schedule_id
 
 
-def schedules_scope(user_id: uuid.UUID) -> CursorScope:
-    return CursorScope("c1", "created_at desc, id desc", (str(user_id),))
-
-
-def schedule_runs_scope(schedule_id: uuid.UUID | str) -> CursorScope:
-    return CursorScope("r1", "slot desc", (str(schedule_id),))
-
-
-def _schedule_cursor(user_id: uuid.UUID, row: ScheduleRow) -> str:
-    return encode_cursor(schedules_scope(user_id), f"{row.created_at.isoformat()}|{row.id}")
-
-
-def _read_schedule_cursor(cursor: str, user_id: uuid.UUID, argument: str = "after") -> ScheduleKey:
-    body = decode_cursor(cursor, schedules_scope(user_id), argument)
-    stamp, _, raw_id = body.partition("|")
-    created_at, schedule_id = _aware(stamp), parse_uuid(raw_id)
-    if created_at is None or schedule_id is None:
-        raise BadCursor(argument)
-    return ScheduleKey(created_at=created_at, id=schedule_id)
-
-
-def _run_cursor(schedule_id: str, slot: datetime) -> str:
-    return encode_cursor(schedule_runs_scope(schedule_id), slot.isoformat())
-
-
-def _read_run_cursor(cursor: str, schedule_id: str, argument: str = "after") -> datetime:
-    slot = _aware(decode_cursor(cursor, schedule_runs_scope(schedule_id), argument))
-    if slot is None:
-        raise BadCursor(argument)
-    return slot
-
-
-def _aware(text: str) -> datetime | None:
-    """A timezone-aware moment in PostgreSQL's range, or None."""
-    try:
-        moment = datetime.fromisoformat(text)
-        return moment.astimezone(UTC) if moment.tzinfo is not None else None
-    except (ValueError, OverflowError):  # 0001-01-01T00:00+14:00 parses, then overflows
-        return None
-
-
-class BadCursor(BadInput):
-    def __init__(self, argument: str) -> None:
-        super().__init__(f"{argument} is not a valid cursor", field=argument)
+# The viewer's schedules, newest first; a schedule's runs, newest slot first.
+SCHEDULES = Keyset("c1", "created_at desc, id desc", (datetime, uuid.UUID))
+RUNS = Keyset("r1", "slot desc", (datetime,))
