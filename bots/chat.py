@@ -13,7 +13,6 @@ from aiogram.types import Message
 
 from graphql_api.core import conversation, sessions
 from graphql_api.core.agent import Agent
-from graphql_api.core.errors import AgentFailed
 from graphql_api.core.settings import Settings
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
@@ -70,32 +69,40 @@ async def chat(
     )
     if filed.done:
         return  # a redelivery of a message whose answer was delivered: nothing new
-    session = await sessions.upsert_session(
-        pool,
-        Viewer(user_id=link.user_id, role=SERVICE_ROLE),
-        sessions.SessionUpsert(
-            session_id=filed.session_id,
-            channel=TELEGRAM,
-            # A redelivery answered in an earlier session after /new leaves it inactive.
-            is_active=True if filed.first_time else None,
-            user_id=link.user_id,
-        ),
-        default_agent_name=settings.default_agent_name,
-    )
+    # The session is written once per message, by the turn; before it only when it must be
+    # created (or activated: a first-time message in it). Anything else (another person's id,
+    # another channel's) goes to the upsert, which refuses it.
+    session = filed.session  # the person's session row, read as the message was filed
+    if (
+        session is None
+        or session.channel != TELEGRAM
+        or (filed.first_time and not session.is_active)
+    ):
+        session = await sessions.upsert_session(
+            pool,
+            Viewer(user_id=link.user_id, role=SERVICE_ROLE),
+            sessions.SessionUpsert(
+                session_id=filed.session_id,
+                channel=TELEGRAM,
+                # A redelivery answered in an earlier session after /new leaves it inactive.
+                is_active=True if filed.first_time else None,
+                user_id=link.user_id,
+            ),
+            default_agent_name=settings.default_agent_name,
+        )
     async with typing(bot, message.chat.id):
-        try:
-            turn = await conversation.run_turn(
-                pool,
-                agent,
-                session,
-                incoming_text(message) or "",
-                idempotency_key=idempotency_key(message),
-                agent_timeout=settings.agent_timeout,
-            )
-        except AgentFailed:
-            # The message is stored and the failure recorded on the session by run_turn.
-            await message.answer(texts.AGENT_FAILED)
-            return
+        turn = await conversation.run_turn(
+            pool,
+            agent,
+            session,
+            incoming_text(message) or "",
+            idempotency_key=idempotency_key(message),
+            agent_timeout=settings.agent_timeout,
+        )
+    if turn.reply is None:
+        # The message is stored and the failure recorded on the session by run_turn.
+        await message.answer(texts.AGENT_FAILED)
+        return
     await send_text(bot, message.chat.id, turn.reply.content)
     await _answered(message, pool)
 

@@ -15,6 +15,7 @@ import asyncpg
 
 from graphql_api.core import sessions
 from graphql_api.core.db import Connection, Executor, lock_until_commit
+from graphql_api.core.models import SESSION_COLUMNS, SessionRow
 from graphql_api.core.settings import SettingsError
 
 from .channel import SESSION_ID_PREFIX
@@ -277,6 +278,9 @@ class HandledMessage:
     session_id: str
     first_time: bool
     done: bool
+    # The person's own session row of that id, read in the same statement (file_message only):
+    # None if it does not exist yet, or is not theirs, or was not looked up.
+    session: SessionRow | None = None
 
 
 # Telegram keeps an update it could not deliver for 24 hours; its record is kept a while longer.
@@ -305,22 +309,34 @@ async def _record(
     user_id: uuid.UUID,
     session_id: str,
 ) -> bool:
-    """File the message under the session; False if it was filed already (a concurrent copy)."""
-    await conn.execute(
-        "DELETE FROM telegram_messages "
-        "WHERE telegram_chat_id = $1 AND received_at < now() - $2::interval",
-        telegram_chat_id,
-        KEEP_HANDLED,
-    )
+    """File the message under the session; False if it was filed already (a concurrent copy).
+    The chat's records older than KEEP_HANDLED are pruned in the same statement."""
     inserted = await conn.fetchval(
+        "WITH pruned AS (DELETE FROM telegram_messages "
+        "WHERE telegram_chat_id = $1 AND received_at < now() - $5::interval) "
         "INSERT INTO telegram_messages (telegram_chat_id, message_id, user_id, session_id) "
         "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
         telegram_chat_id,
         message_id,
         user_id,
         session_id,
+        KEEP_HANDLED,
     )
     return bool(inserted)
+
+
+# Where a message goes, in one statement: how it was filed before (if it was), the chat's
+# current session (if it has one), and the person's own session row of whichever applies.
+_WHERE_FILED = f"""
+SELECT m.session_id AS filed_session_id, m.answered_at IS NOT NULL OR m.user_id <> $3 AS done,
+       c.session_id AS current_session_id,
+       {", ".join("s." + c.strip() for c in SESSION_COLUMNS.split(","))}
+  FROM (SELECT) AS one
+  LEFT JOIN telegram_messages m ON m.telegram_chat_id = $1 AND m.message_id = $2
+  LEFT JOIN telegram_chats c ON c.telegram_chat_id = $1 AND c.user_id = $3
+  LEFT JOIN chat_sessions s ON s.session_id = coalesce(m.session_id, c.session_id)
+                           AND s.user_id = $3
+"""
 
 
 async def file_message(
@@ -332,20 +348,28 @@ async def file_message(
     message_id: int,
 ) -> HandledMessage:
     """The session a message belongs to: the chat's current one when it is first seen, and the
-    same one on every redelivery, whatever /new did in between."""
+    same one on every redelivery, whatever /new did in between. With it, the person's session
+    row of that id, if there is one yet."""
     async with pool.acquire() as conn:
-        seen = await _handled(conn, telegram_chat_id, message_id, user_id)
-        if seen is not None:
-            return seen
-        session_id = await current_session_id(
-            conn,
-            telegram_chat_id=telegram_chat_id,
-            telegram_user_id=telegram_user_id,
-            user_id=user_id,
-            message_id=message_id,
-        )
+        found = await conn.fetchrow(_WHERE_FILED, telegram_chat_id, message_id, user_id)
+        assert found is not None  # the statement always yields its one row
+        session = SessionRow.from_record(found) if found["id"] is not None else None
+        if found["filed_session_id"] is not None:
+            return HandledMessage(
+                found["filed_session_id"], first_time=False, done=found["done"], session=session
+            )
+        session_id = found["current_session_id"]
+        if session_id is None:  # the chat's first message starts its session
+            session_id = await current_session_id(
+                conn,
+                telegram_chat_id=telegram_chat_id,
+                telegram_user_id=telegram_user_id,
+                user_id=user_id,
+                message_id=message_id,
+            )
+            session = None
         if await _record(conn, telegram_chat_id, message_id, user_id, session_id):
-            return HandledMessage(session_id, first_time=True, done=False)
+            return HandledMessage(session_id, first_time=True, done=False, session=session)
         seen = await _handled(conn, telegram_chat_id, message_id, user_id)
         assert seen is not None  # filed by a concurrent copy, committed before our insert saw it
         return seen

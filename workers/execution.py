@@ -13,7 +13,7 @@ import asyncpg
 
 from graphql_api.core import conversation, sessions
 from graphql_api.core.agent import Agent
-from graphql_api.core.errors import AgentFailed, DomainError
+from graphql_api.core.errors import DomainError
 from graphql_api.core.settings import Settings
 
 from . import runs
@@ -92,26 +92,29 @@ async def execute(
         )
         return Result.FAILED
     try:
-        await conversation.run_turn(
+        # The turn's closing write (reply or failure) also marks the session inactive.
+        turn = await conversation.run_turn(
             pool,
             agent,
             start.session,
             schedule.prompt,
             idempotency_key=f"schedule:{slot_token(slot)}",
             agent_timeout=policy.agent_timeout,
+            is_active_after=False,
         )
-    except AgentFailed as failure:
-        row = await sessions.get_session(pool, schedule.user_id, session_id)
-        reason = (row.last_error if row else None) or failure.message
-        return await _failed(pool, schedule, slot, session_id, reason, start.attempt, policy)
     except asyncio.CancelledError:  # shutdown: leave the run to be resumed, never active
         await asyncio.shield(_abandon(pool, schedule.id, slot, session_id))
         raise
     except Exception:
         log.exception("schedule %s slot %s failed unexpectedly", schedule.id, slot)
         reason = "the run failed unexpectedly"
+        await sessions.set_active(pool, session_id, False)
         return await _failed(pool, schedule, slot, session_id, reason, start.attempt, policy)
-    await sessions.set_active(pool, session_id, False)
+    if turn.session.is_active:  # answered by an earlier attempt: this turn wrote nothing
+        await sessions.set_active(pool, session_id, False)
+    if turn.failure is not None:
+        reason = turn.session.last_error or turn.failure
+        return await _failed(pool, schedule, slot, session_id, reason, start.attempt, policy)
     await runs.finish_run(pool, schedule.id, slot, Outcome.SUCCEEDED, session_id=session_id)
     return Result.SUCCEEDED
 
@@ -125,7 +128,7 @@ async def _failed(
     attempt: int,
     policy: Policy,
 ) -> Result:
-    await sessions.set_active(pool, session_id, False)
+    """The attempt failed; the session is already inactive."""
     if attempt < policy.max_attempts:
         await runs.release_run(pool, schedule.id, slot, reason)
         raise RetryLater(policy.retry_delay * attempt)

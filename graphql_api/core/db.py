@@ -24,14 +24,29 @@ async def lock_until_commit(conn: Connection, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
 
 
+def lock_id(param: str) -> str:
+    """SQL for the number of the lock named by the text parameter `param` (e.g. "$1"), for
+    statements that take a session lock as one of their steps (pg_try_advisory_lock)."""
+    return f"hashtextextended({param}, 0)"
+
+
+async def take_lock(conn: Connection, key: str) -> None:
+    """Take the lock named `key` on this connection until release_lock (across transactions)."""
+    await conn.execute(f"SELECT pg_advisory_lock({lock_id('$1')})", key)
+
+
+async def release_lock(conn: Connection, key: str) -> None:
+    await conn.execute(f"SELECT pg_advisory_unlock({lock_id('$1')})", key)
+
+
 @contextlib.asynccontextmanager
 async def holding_lock(conn: Connection, key: str) -> AsyncIterator[None]:
     """Hold the lock named `key` on this connection for the block, across transactions."""
-    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+    await take_lock(conn, key)
     try:
         yield
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+        await release_lock(conn, key)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -214,13 +214,22 @@ async def list_sessions(
     return [SessionRow.from_record(r) for r in await db.fetch(sql, *args)]
 
 
-async def record_failure(db: Executor, session_id: str, description: str) -> None:
-    await db.execute(
-        "UPDATE chat_sessions SET last_error = $2, last_error_at = now(), updated_at = now() "
-        "WHERE session_id = $1",
+MAX_ERROR_LENGTH = 500
+
+
+async def record_failure(
+    db: Executor, session_id: str, description: str, *, is_active: bool | None = None
+) -> SessionRow | None:
+    """Record a failed turn (and set is_active, unless None); the session as written, or None
+    if there is no such session."""
+    record = await db.fetchrow(
+        "UPDATE chat_sessions SET last_error = $2, last_error_at = now(), updated_at = now(), "
+        f"is_active = coalesce($3, is_active) WHERE session_id = $1 RETURNING {SESSION_COLUMNS}",
         session_id,
-        description[:500],
+        description[:MAX_ERROR_LENGTH],
+        is_active,
     )
+    return SessionRow.from_record(record) if record else None
 
 
 async def touch_session(db: Executor, session_id: str) -> SessionRow:

@@ -38,6 +38,9 @@ async def _own_session(info: Info, session_id: str) -> SessionRow:
     return row
 
 
+AGENT_FAILED_MESSAGE = "the agent could not answer; your message was saved"
+
+
 def _first_message_session_id(user_id: uuid.UUID, key: str | None) -> str | None:
     """A retried first message (same clientMessageId) lands in the session its first attempt
     created, not in a second one. Without a client id: a fresh session."""
@@ -182,27 +185,20 @@ class SessionMutation:
             session = await _own_session(info, input.session_id)
         if session.channel != WEB:
             raise Forbidden("telegram and scheduled sessions are read-only from the web")
-        try:
-            turn = await conversation.run_turn(
-                pool,
-                info.context.agent,
-                session,
-                input.content,
-                idempotency_key=key,
-                agent_timeout=info.context.settings.agent_timeout,
-            )
-        except AgentFailed as failure:
-            assert failure.user_message is not None
-            refreshed = await sessions.get_session(pool, viewer.user_id, session.session_id)
-            return SendMessagePayload(
-                session=ChatSession.from_row(refreshed or session),
-                user_message=ChatMessage.from_row(failure.user_message),
-                _reply=None,
-                _failure=failure,
-            )
+        turn = await conversation.run_turn(
+            pool,
+            info.context.agent,
+            session,
+            input.content,
+            idempotency_key=key,
+            agent_timeout=info.context.settings.agent_timeout,
+        )
+        failure = None
+        if turn.failure is not None:  # recorded on turn.session; the message is stored
+            failure = AgentFailed(AGENT_FAILED_MESSAGE, user_message=turn.user_message)
         return SendMessagePayload(
             session=ChatSession.from_row(turn.session),
             user_message=ChatMessage.from_row(turn.user_message),
             _reply=turn.reply,
-            _failure=None,
+            _failure=failure,
         )

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
+import pytest
 
 from graphql_api.core import conversation
-from graphql_api.core.agent import ChatTurn
+from graphql_api.core.agent import AgentError, ChatTurn, EchoAgent
+from graphql_api.core.db import create_pool
 from graphql_api.core.models import Role
+from graphql_api.core.settings import Settings
 from tests.conftest import make_person
 from tests.graphql_api.seed import make_session
 
@@ -89,3 +95,155 @@ async def test_a_reply_with_nul_characters_is_stored_without_them(pool: asyncpg.
     agent.gate.set()
     turn = await conversation.run_turn(pool, agent, session, "hi")
     assert turn.reply.content == "ab hi"
+
+
+# --- what a turn costs -----------------------------------------------------------------------
+
+# A new message's turn when no other turn of its session runs, on one pooled connection:
+#   1. store the person's message and try for the session's turn lock (one statement)
+#   2. read the history the agent sees (after the lock, so it sees the turns ahead of it)
+#   3. store the reply and touch the session (one statement), or record the failure
+#   4. release the lock
+STATEMENTS_PER_TURN = 4
+# A redelivery whose reply is stored: the first statement finds both and ends the turn.
+STATEMENTS_PER_ANSWERED_REDELIVERY = 1
+
+
+@dataclass
+class Counted:
+    """A pool whose statements (asyncpg's query logger) and acquires are counted."""
+
+    pool: asyncpg.Pool
+    statements: list[str] = field(default_factory=list)
+    acquires: int = 0
+
+    @contextlib.contextmanager
+    def counting(self) -> Any:
+        self.statements.clear()
+        self.acquires = 0
+        yield self
+
+
+@pytest.fixture
+async def counted(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Counted]:
+    log: list[str] = []
+
+    def record(entry: Any) -> None:
+        if not entry.query.startswith("SELECT pg_advisory_unlock_all()"):  # the pool's reset
+            log.append(entry.query)
+
+    async def init(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(record)
+
+    pool = await create_pool(settings.require_database_url(), min_size=1, max_size=2, init=init)
+    counted = Counted(pool, log)
+    acquire = asyncpg.pool.Pool.acquire
+
+    def counting_acquire(self: asyncpg.Pool, *args: Any, **kwargs: Any) -> Any:
+        if self is pool:
+            counted.acquires += 1
+        return acquire(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.pool.Pool, "acquire", counting_acquire)
+    try:
+        # Warm both connections: nothing asyncpg does once per connection is counted below.
+        async with pool.acquire() as a, pool.acquire() as b:
+            for conn in (a, b):
+                await conn.fetchval("SELECT 1")
+        yield counted
+    finally:
+        monkeypatch.undo()
+        await pool.close()
+
+
+class FailingAgent:
+    async def reply(self, history: Sequence[ChatTurn], message: str, *, agent_name: str) -> str:
+        raise AgentError("the agent could not be reached")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("key", [None, "tg:7:7"])
+async def test_a_turn_is_four_statements_on_one_connection(
+    counted: Counted, key: str | None
+) -> None:
+    session = await make_session(counted.pool, make_person().user_id)
+    await conversation.run_turn(counted.pool, EchoAgent(), session, "warm up")
+
+    with counted.counting():
+        turn = await conversation.run_turn(
+            counted.pool, EchoAgent(), session, "hello", idempotency_key=key
+        )
+
+    assert len(counted.statements) == STATEMENTS_PER_TURN, counted.statements
+    assert counted.acquires == 1
+    assert turn.failure is None
+    assert turn.reply is not None and "hello" in turn.reply.content
+    assert turn.user_message.content == "hello" and turn.user_message.id < turn.reply.id
+    # The session as the turn's own write left it: nothing is read back afterwards.
+    assert turn.session.updated_at > session.updated_at and turn.session.last_error is None
+    stored = await _stored(counted.pool, session.session_id)
+    assert [kind for kind, _ in stored] == ["human", "ai", "human", "ai"]
+    assert stored[2:] == [("human", "hello"), ("ai", turn.reply.content)]
+
+
+async def test_a_failed_turn_is_an_outcome_of_four_statements(counted: Counted) -> None:
+    session = await make_session(counted.pool, make_person().user_id)
+    await conversation.run_turn(counted.pool, EchoAgent(), session, "warm up")
+
+    with counted.counting():
+        turn = await conversation.run_turn(
+            counted.pool, FailingAgent(), session, "are you there?", is_active_after=False
+        )
+
+    assert len(counted.statements) == STATEMENTS_PER_TURN, counted.statements
+    assert counted.acquires == 1
+    assert turn.reply is None
+    assert turn.failure == "the agent could not be reached"
+    assert turn.session.last_error == turn.failure and turn.session.last_error_at is not None
+    assert turn.session.is_active is False
+    assert turn.user_message.content == "are you there?"
+    assert (await _stored(counted.pool, session.session_id))[-1] == ("human", "are you there?")
+
+
+async def test_an_answered_redelivery_is_one_statement(counted: Counted) -> None:
+    session = await make_session(counted.pool, make_person().user_id)
+    first = await conversation.run_turn(
+        counted.pool, EchoAgent(), session, "once", idempotency_key="web:m-1"
+    )
+    agent = GatedAgent()
+
+    with counted.counting():
+        again = await conversation.run_turn(
+            counted.pool, agent, session, "once", idempotency_key="web:m-1"
+        )
+
+    assert len(counted.statements) == STATEMENTS_PER_ANSWERED_REDELIVERY, counted.statements
+    assert counted.acquires == 1
+    assert agent.calls == []
+    assert (again.user_message, again.reply, again.failure) == (
+        first.user_message,
+        first.reply,
+        None,
+    )
+    assert len(await _stored(counted.pool, session.session_id)) == 2
+
+
+async def test_a_redelivery_after_a_failure_runs_the_agent_and_stores_one_reply(
+    pool: asyncpg.Pool,
+) -> None:
+    session = await make_session(pool, make_person().user_id)
+    failed = await conversation.run_turn(
+        pool, FailingAgent(), session, "retry me", idempotency_key="web:m-2"
+    )
+    assert failed.reply is None and failed.failure is not None
+
+    again = await conversation.run_turn(
+        pool, EchoAgent(), session, "retry me", idempotency_key="web:m-2"
+    )
+
+    assert again.failure is None and again.reply is not None
+    assert again.user_message == failed.user_message
+    assert again.session.last_error is None
+    assert [kind for kind, _ in await _stored(pool, session.session_id)] == ["human", "ai"]
