@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from . import messages, sessions
-from .agent import Agent, AgentError, ChatTurn
+from . import events, messages, sessions
+from .agent import Agent, AgentError, ChatTurn, StreamingAgent
 from .db import Connection, lock_id, release_lock, take_lock
 from .models import (
     MESSAGE_COLUMNS,
@@ -24,6 +26,10 @@ from .models import (
 log = logging.getLogger(__name__)
 
 HISTORY_FOR_AGENT = 50
+PROGRESS_EVERY = 0.1  # seconds between REPLY_PROGRESS events of a streamed reply (~10 a second)
+
+# Told the reply so far while the agent streams (a Telegram draft), at most every PROGRESS_EVERY.
+OnProgress = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ async def run_turn(
     idempotency_key: str | None = None,
     agent_timeout: float = 120.0,
     is_active_after: bool | None = None,
+    on_progress: OnProgress | None = None,
 ) -> TurnOutcome:
     """Append the person's message, run the agent on the history, append the reply.
 
@@ -111,6 +118,10 @@ async def run_turn(
     failure is recorded on the session and returned as the outcome's `failure` (no exception:
     only invalid content raises, BadInput, before anything is stored). `is_active_after`: what
     the turn's closing write (reply or failure) sets the session's is_active to; None leaves it.
+
+    An agent that streams is shown as it writes: every PROGRESS_EVERY seconds the reply so far
+    goes to the session's live subscribers (REPLY_PROGRESS) and to `on_progress`; a reply done
+    sooner sends none. The stored reply is the whole text, once.
 
     One pool connection for the whole turn; a new message's turn is four statements when no
     other turn of the session is running (store + try-lock, history, reply + touch, unlock).
@@ -159,6 +170,7 @@ async def run_turn(
                 reply_key,
                 agent_timeout,
                 is_active_after,
+                on_progress,
             )
         finally:
             if locked:
@@ -174,12 +186,13 @@ async def _answer(
     reply_key: str | None,
     agent_timeout: float,
     is_active_after: bool | None,
+    on_progress: OnProgress | None,
 ) -> TurnOutcome:
     """The turn proper, under the session's lock: history, agent, then the one closing write."""
     turns = await _history_for(conn, user_message)
     try:
         async with asyncio.timeout(agent_timeout):
-            text = await agent.reply(turns, content, agent_name=session.agent_name)
+            text = await _generate(conn, agent, session, turns, content, on_progress)
     except Exception as exc:
         log.warning("agent failed in session %s: %r", session.session_id, exc)
         description = _describe(exc)[: sessions.MAX_ERROR_LENGTH]
@@ -204,6 +217,38 @@ async def _answer(
         reply = stored
     touched = SessionRow.from_record(record) if record["id"] is not None else session
     return TurnOutcome(touched, user_message, reply)
+
+
+async def _generate(
+    conn: Connection,
+    agent: Agent,
+    session: SessionRow,
+    turns: Sequence[ChatTurn],
+    content: str,
+    on_progress: OnProgress | None,
+) -> str:
+    """The agent's whole reply; a streaming agent's pieces are shown while they come."""
+    if not isinstance(agent, StreamingAgent):
+        return await agent.reply(turns, content, agent_name=session.agent_name)
+    text, shown = "", time.monotonic()
+    async for piece in agent.stream(turns, content, agent_name=session.agent_name):
+        text += piece
+        if time.monotonic() - shown >= PROGRESS_EVERY:
+            shown = time.monotonic()
+            await events.publish_progress(conn, session.session_id, text)
+            if on_progress is not None:
+                await _tell(on_progress, text)
+    if not text.strip():
+        raise AgentError("the agent's answer was empty")
+    return text
+
+
+async def _tell(on_progress: OnProgress, text: str) -> None:
+    """A progress listener's failure (a draft the Bot API refused) never fails the turn."""
+    try:
+        await on_progress(text)
+    except Exception as exc:
+        log.info("a progress listener failed: %r", exc)
 
 
 def _reply_of(record: Any, session_id: str) -> MessageRow:

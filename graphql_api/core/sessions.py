@@ -221,10 +221,22 @@ async def record_failure(
     db: Executor, session_id: str, description: str, *, is_active: bool | None = None
 ) -> SessionRow | None:
     """Record a failed turn (and set is_active, unless None); the session as written, or None
-    if there is no such session."""
+    if there is no such session. The same statement tells the session's live subscribers
+    (REPLY_FAILED, graphql_api/core/events.py)."""
     record = await db.fetchrow(
-        "UPDATE chat_sessions SET last_error = $2, last_error_at = now(), updated_at = now(), "
-        f"is_active = coalesce($3, is_active) WHERE session_id = $1 RETURNING {SESSION_COLUMNS}",
+        f"""
+        WITH failed AS (
+            UPDATE chat_sessions
+               SET last_error = $2, last_error_at = now(), updated_at = now(),
+                   is_active = coalesce($3, is_active)
+             WHERE session_id = $1
+            RETURNING {SESSION_COLUMNS}
+        )
+        SELECT failed.*,
+               pg_notify('us_events',
+                         json_build_object('k', 'f', 's', $1::text, 'r', $2::text)::text)
+          FROM failed
+        """,
         session_id,
         description[:MAX_ERROR_LENGTH],
         is_active,

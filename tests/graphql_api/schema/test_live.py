@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -13,9 +15,13 @@ import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
+from graphql_api.app import create_app
+from graphql_api.core.agent import AgentError, EchoAgent
 from graphql_api.core.models import Role
+from graphql_api.core.runtime import Resources
+from graphql_api.core.settings import Settings
 from graphql_api.schema.types import message_cursor
-from tests.conftest import GraphQLClient, Person, make_person
+from tests.conftest import GraphQLClient, Person, make_person, running_server
 from tests.graphql_api.seed import add_messages, make_session
 
 MESSAGE_EVENTS = """
@@ -298,3 +304,75 @@ async def _raw_subscribe(
             answers.append({k: v for k, v in message.items() if k != "id"})
             if message["type"] in ("complete", "error"):  # the subscription is over
                 return answers
+
+
+@pytest.fixture
+async def streaming_server(settings: Settings, resources: Resources) -> AsyncIterator[str]:
+    """A server whose echo agent writes a word every 50 ms."""
+    agent = EchoAgent(word_delay=0.05)
+    async with running_server(create_app(settings, replace(resources, agent=agent))) as url:
+        yield url
+
+
+async def test_a_streamed_reply_is_seen_growing_then_stored_whole(
+    streaming_server: str, pool: asyncpg.Pool, person: Person, subscribe: Any
+) -> None:
+    session = await make_session(pool, person.user_id)
+    sub = Subscription(
+        ws_url(streaming_server), person.token, MESSAGE_EVENTS, {"s": session.session_id}
+    )
+    task = asyncio.create_task(sub.run())
+    try:
+        await asyncio.sleep(0.3)
+        words = "one two three four five six seven eight nine ten eleven twelve"
+        sent = await GraphQLClient(streaming_server).ok(
+            SEND, {"s": session.session_id, "c": words}, token=person.token
+        )
+        final = sent["sendMessage"]["reply"]["content"]
+        progress, added = [], []
+        while len(added) < 2:
+            event = (await sub.next())["messageEvents"]
+            if event["kind"] == "REPLY_PROGRESS":
+                progress.append(event["text"])
+            else:
+                added.append(event)
+        assert len(progress) >= 2, progress
+        assert all(final.startswith(p) for p in progress)
+        assert all(len(a) < len(b) for a, b in itertools.pairwise(progress))
+        assert added[1]["message"]["content"] == final
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class FailingAgent:
+    async def reply(self, history: Any, message: str, *, agent_name: str) -> str:
+        raise AgentError("the model is down")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_failed_reply_is_told_and_the_message_stays(
+    settings: Settings, resources: Resources, pool: asyncpg.Pool, person: Person
+) -> None:
+    app = create_app(settings, replace(resources, agent=FailingAgent()))
+    async with running_server(app) as url:
+        session = await make_session(pool, person.user_id)
+        sub = Subscription(ws_url(url), person.token, MESSAGE_EVENTS, {"s": session.session_id})
+        task = asyncio.create_task(sub.run())
+        try:
+            await asyncio.sleep(0.3)
+            result = await GraphQLClient(url)(
+                SEND, {"s": session.session_id, "c": "hello?"}, token=person.token
+            )
+            assert result.codes == ["AGENT_FAILED"]
+            kinds = {}
+            while len(kinds) < 2:
+                event = (await sub.next())["messageEvents"]
+                kinds[event["kind"]] = event
+            assert kinds["ADDED"]["message"]["content"] == "hello?"
+            assert kinds["REPLY_FAILED"]["text"] == "the model is down"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
