@@ -18,7 +18,7 @@ from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
 from . import links, texts
 from .channel import TELEGRAM
-from .delivery import send_text, typing
+from .delivery import Draft, send_text, typing
 from .incoming import incoming_text
 
 
@@ -90,6 +90,7 @@ async def chat(
             ),
             default_agent_name=settings.default_agent_name,
         )
+    draft = Draft(bot, message.chat.id, draft_id=message.message_id)
     async with typing(bot, message.chat.id):
         turn = await conversation.run_turn(
             pool,
@@ -98,6 +99,7 @@ async def chat(
             incoming_text(message) or "",
             idempotency_key=idempotency_key(message),
             agent_timeout=settings.agent_timeout,
+            on_progress=draft.show,
         )
     if turn.reply is None:
         # The message is stored and the failure recorded on the session by run_turn.

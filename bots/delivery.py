@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 4096  # Telegram's limit for one message, in UTF-16 code units
 TYPING_INTERVAL = 4.5  # Telegram shows "typing" for 5 seconds
+DRAFT_INTERVAL = 0.5  # seconds between updates of a reply's draft
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
@@ -58,6 +59,31 @@ async def send_text(bot: Bot, chat_id: int, text: str) -> None:
     """Send a reply of any length as plain text (no markup to break), in order."""
     for piece in split_text(text) or ["…"]:
         await bot.send_message(chat_id=chat_id, text=piece)
+
+
+class Draft:
+    """A reply growing in the chat while the agent writes it (Bot API sendMessageDraft, private
+    chats): at most one update per DRAFT_INTERVAL, the text cut to Telegram's limit. It is a
+    preview only: the reply is then sent as a normal message. A refused draft (an older Bot API,
+    a rate limit) stops the drafts of this reply; "typing" stays shown meanwhile."""
+
+    def __init__(self, bot: Bot, chat_id: int, draft_id: int) -> None:
+        self.bot, self.chat_id, self.draft_id = bot, chat_id, draft_id
+        self._last = -DRAFT_INTERVAL
+        self._working = True
+
+    async def show(self, text: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if not self._working or now - self._last < DRAFT_INTERVAL:
+            return
+        self._last = now
+        try:
+            await self.bot.send_message_draft(
+                chat_id=self.chat_id, draft_id=self.draft_id, text=(split_text(text) or [""])[0]
+            )
+        except TelegramAPIError as exc:
+            self._working = False
+            log.debug("no drafts in chat %s: %s", self.chat_id, exc)
 
 
 @contextlib.asynccontextmanager

@@ -48,6 +48,8 @@ class EchoAgent:
     """Deterministic local agent for development and tests: it repeats the message back,
     streamed word by word, `word_delay` seconds apart (ECHO_WORD_DELAY, 0 by default)."""
 
+    word_delay = 0.0  # also for subclasses that do not call __init__
+
     def __init__(self, word_delay: float = 0.0) -> None:
         self.word_delay = word_delay
 

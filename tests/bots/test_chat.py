@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 
 import asyncpg
 
 from bots import texts
 from bots.delivery import TEXT_LIMIT
-from graphql_api.core.agent import OpenAICompatibleAgent
+from graphql_api.core.agent import EchoAgent, OpenAICompatibleAgent
 from graphql_api.core.embedded import free_port
 from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
@@ -241,3 +242,37 @@ async def test_non_text_messages_and_group_chats(
     await tg.send(user, "hello group", chat_type="supergroup", chat_id=group_id)
     assert tg.fake.texts_to(group_id) == []
     assert await telegram_sessions(pool, person.user_id) == []
+
+
+async def test_a_streamed_reply_grows_as_a_draft_then_is_sent_as_a_message(
+    settings: Settings, resources: Resources, graphql: GraphQLClient, person: Person
+) -> None:
+    slow = make_harness(settings, replace(resources, agent=EchoAgent(word_delay=0.1)))
+    user = TelegramUser()
+    await link(slow, graphql, user, person)
+    words = "one two three four five six seven eight nine ten eleven twelve thirteen"
+    before = len(slow.fake.calls)
+    await slow.send(user, words)
+
+    calls = slow.fake.calls[before:]
+    drafts = [c.params["text"] for c in calls if c.method == "sendMessageDraft"]
+    final = slow.last_text_to(user)
+    assert len(drafts) >= 2, [c.method for c in calls]
+    assert all(final.startswith(d) and len(d) < len(final) for d in drafts)
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(drafts))
+    assert calls[-1].method == "sendMessage"  # the reply itself is a normal message
+
+
+async def test_a_bot_api_without_drafts_still_gets_the_reply(
+    settings: Settings, resources: Resources, graphql: GraphQLClient, person: Person
+) -> None:
+    slow = make_harness(settings, replace(resources, agent=EchoAgent(word_delay=0.1)))
+    user = TelegramUser()
+    await link(slow, graphql, user, person)
+    slow.fake.fail_next("sendMessageDraft", status=400, description="Bad Request: not found")
+    before = len(slow.fake.calls)
+    await slow.send(user, "one two three four five six seven eight nine ten")
+
+    methods = [c.method for c in slow.fake.calls[before:]]
+    assert methods.count("sendMessageDraft") == 1  # refused once, not tried again
+    assert slow.last_text_to(user).startswith(f"[{settings.default_agent_name}] You said: one")
