@@ -376,3 +376,14 @@ async def test_a_failed_reply_is_told_and_the_message_stays(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_subscriptions_get_the_same_document_limits(ws: str, person: Person) -> None:
+    many = " ".join(f"a{n}: sessionEvents {{ kind }}" for n in range(21))
+    wordy = "sessionEvents { " + "kind " * 2100 + "}"
+    for body, words in ((many, "aliases"), (wordy, "token")):
+        [answer] = await _raw_subscribe(ws, person.token, "subscription { " + body + " }", {})
+        assert answer["type"] == "error", answer
+        [error] = answer["payload"]
+        assert words in error["message"].lower()
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
