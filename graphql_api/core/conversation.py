@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ import asyncpg
 
 from . import events, messages, sessions
 from .agent import Agent, AgentError, ChatTurn, StreamingAgent
-from .db import Connection, lock_id, release_lock, take_lock
+from .db import Executor
 from .models import (
     MESSAGE_COLUMNS,
     SESSION_COLUMNS,
@@ -50,24 +51,40 @@ class TurnOutcome:
     failure: str | None = None
 
 
-# The turn's first statement: store the person's message and, if it is new, try for the
-# session's turn lock in the same statement (it commits at once, so the message is stored before
+# The turn's first statement: store the person's message and, if it is new, try to take the
+# session's turn lease in the same statement (it commits at once, so the message is stored before
 # the turn waits for anything). A key stored before (a redelivery) inserts nothing and yields
 # that message and, if there is one, its reply instead.
+_TAKE_LEASE = """
+    INSERT INTO session_turns AS t (session_id, holder, lease_until)
+    SELECT $1, {holder}::uuid, now() + make_interval(secs => {lease}) {condition}
+    ON CONFLICT (session_id) DO UPDATE
+       SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until
+     WHERE t.lease_until < now()
+    RETURNING holder
+"""
 _STORE_MESSAGE = f"""
 WITH stored AS (
     INSERT INTO chat_message_history (session_id, message, idempotency_key)
     VALUES ($1, $2, $3)
     ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {MESSAGE_COLUMNS}
+), taken AS (
+    {_TAKE_LEASE.format(holder="$5", lease="$6", condition="WHERE EXISTS (SELECT FROM stored)")}
 )
-SELECT 'new' AS kind, pg_try_advisory_lock({lock_id("$5")}) AS locked, {MESSAGE_COLUMNS}
+SELECT 'new' AS kind, EXISTS (SELECT FROM taken) AS locked, {MESSAGE_COLUMNS}
   FROM stored
 UNION ALL
 SELECT CASE WHEN idempotency_key = $3 THEN 'user' ELSE 'reply' END, NULL, {MESSAGE_COLUMNS}
   FROM chat_message_history
  WHERE session_id = $1 AND idempotency_key IN ($3, $4) AND NOT EXISTS (SELECT FROM stored)
 """
+# Waiting for the lease: the same insert alone.
+_TRY_LEASE = f"""
+WITH taken AS ({_TAKE_LEASE.format(holder="$2", lease="$3", condition="")})
+SELECT EXISTS (SELECT FROM taken)
+"""
+_RELEASE = "DELETE FROM session_turns WHERE session_id = $1 AND holder = $2"
 
 _BY_KEYS = f"""
 SELECT CASE WHEN idempotency_key = $2 THEN 'user' ELSE 'reply' END AS kind, {MESSAGE_COLUMNS}
@@ -75,8 +92,8 @@ SELECT CASE WHEN idempotency_key = $2 THEN 'user' ELSE 'reply' END AS kind, {MES
  WHERE session_id = $1 AND idempotency_key IN ($2, $3)
 """
 
-# The turn's last write, one statement: the reply, and the session touched (last activity,
-# failure cleared, is_active set unless $4 is null).
+# The turn's last write, one statement: the reply, the session touched (last activity, failure
+# cleared, is_active set unless $4 is null), and the turn's lease ended.
 _STORE_REPLY = f"""
 WITH reply AS (
     INSERT INTO chat_message_history (session_id, message, idempotency_key)
@@ -89,12 +106,17 @@ WITH reply AS (
            is_active = coalesce($4, is_active)
      WHERE session_id = $1
     RETURNING {SESSION_COLUMNS}
+), released AS (
+    DELETE FROM session_turns WHERE session_id = $1 AND holder = $5
 )
 SELECT r.id AS reply_id, r.message AS reply_message, r.created_at AS reply_created_at, t.*
   FROM (SELECT) AS one
   LEFT JOIN reply r ON true
   LEFT JOIN touched t ON true
 """
+
+LEASE_MARGIN = 30.0  # seconds a lease outlives the agent's timeout (history read, the write)
+WAIT_FIRST, WAIT_MAX = 0.02, 0.5  # polling for a busy session's lease: back off to 0.5 s
 
 
 async def run_turn(
@@ -111,9 +133,11 @@ async def run_turn(
     """Append the person's message, run the agent on the history, append the reply.
 
     The message is stored first, so it is never lost. Turns in one session then run one at a
-    time (a PostgreSQL advisory lock, held on the turn's one connection): each sees the replies
-    to the messages before it. With an idempotency key (a Telegram message, a schedule slot, a
-    web client's message id) a redelivered turn stores nothing twice and, once the first copy
+    time (a lease row in session_turns, taken with the message and ended by the reply): each
+    sees the replies to the messages before it. No database connection is held while the agent
+    answers or while a turn waits for the lease, so the pool's size does not bound how many
+    turns a process runs at once. With an idempotency key (a Telegram message, a schedule slot,
+    a web client's message id) a redelivered turn stores nothing twice and, once the first copy
     has answered, returns that answer without running the agent again. If the agent fails, the
     failure is recorded on the session and returned as the outcome's `failure` (no exception:
     only invalid content raises, BadInput, before anything is stored). `is_active_after`: what
@@ -123,13 +147,13 @@ async def run_turn(
     goes to the session's live subscribers (REPLY_PROGRESS) and to `on_progress`; a reply done
     sooner sends none. The stored reply is the whole text, once.
 
-    One pool connection for the whole turn; a new message's turn is four statements when no
-    other turn of the session is running (store + try-lock, history, reply + touch, unlock).
+    A new message's turn, when the session is free, is three statements on two short
+    connection uses: store + lease and history on one, reply + touch + release on the other.
     """
     content = messages.validate_content(content)
     session_id = session.session_id
     reply_key = f"{idempotency_key}:reply" if idempotency_key else None
-    lock_key = _turn_lock_key(session_id)
+    holder, lease = uuid.uuid4(), agent_timeout + LEASE_MARGIN
     async with pool.acquire() as conn:
         found = await conn.fetch(
             _STORE_MESSAGE,
@@ -137,7 +161,8 @@ async def run_turn(
             langchain_message(Role.USER, content),
             idempotency_key,
             reply_key,
-            lock_key,
+            holder,
+            lease,
         )
         rows = {r["kind"]: r for r in found}
         new = rows.get("new")
@@ -147,72 +172,95 @@ async def run_turn(
                 session, MessageRow.from_record(first), MessageRow.from_record(rows["reply"])
             )
         locked = bool(new and new["locked"])
-        try:
-            if not locked:  # another turn of the session is running (or, a redelivery, may be)
-                await take_lock(conn, lock_key)
-                locked = True
-            if new is None:  # a redelivery: did the copy ahead of it answer meanwhile?
-                rows = {
-                    r["kind"]: r
-                    for r in await conn.fetch(_BY_KEYS, session_id, idempotency_key, reply_key)
-                }
-                first = rows["user"]
-                if "reply" in rows:
-                    reply = MessageRow.from_record(rows["reply"])
-                    return TurnOutcome(session, MessageRow.from_record(first), reply)
-            assert first is not None
-            return await _answer(
-                conn,
-                agent,
-                session,
-                MessageRow.from_record(first),
-                content,
-                reply_key,
-                agent_timeout,
-                is_active_after,
-                on_progress,
-            )
-        finally:
-            if locked:
-                await release_lock(conn, lock_key)
+        turns = await _history_for(conn, MessageRow.from_record(new)) if locked and new else None
+    ended = False
+    try:
+        if not locked:  # another turn of the session is running (or, a redelivery, may be)
+            await _wait_for_lease(pool, session_id, holder, lease)
+        if new is None:  # a redelivery: did the copy ahead of it answer meanwhile?
+            rows = {
+                r["kind"]: r
+                for r in await pool.fetch(_BY_KEYS, session_id, idempotency_key, reply_key)
+            }
+            first = rows["user"]
+            if "reply" in rows:
+                reply = MessageRow.from_record(rows["reply"])
+                return TurnOutcome(session, MessageRow.from_record(first), reply)
+        assert first is not None
+        user_message = MessageRow.from_record(first)
+        if turns is None:
+            turns = await _history_for(pool, user_message)
+        outcome = await _answer(
+            pool,
+            agent,
+            session,
+            user_message,
+            turns,
+            content,
+            reply_key=reply_key,
+            holder=holder,
+            agent_timeout=agent_timeout,
+            is_active_after=is_active_after,
+            on_progress=on_progress,
+        )
+        ended = True  # the closing write ended the lease
+        return outcome
+    finally:
+        if not ended:
+            await pool.execute(_RELEASE, session_id, holder)
+
+
+async def _wait_for_lease(
+    pool: asyncpg.Pool, session_id: str, holder: uuid.UUID, lease: float
+) -> None:
+    """Take the session's lease once the turn ahead of this one ends (or its lease expires),
+    asking again with backoff; no connection is held in between."""
+    delay = WAIT_FIRST
+    while not await pool.fetchval(_TRY_LEASE, session_id, holder, lease):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, WAIT_MAX)
 
 
 async def _answer(
-    conn: Connection,
+    pool: asyncpg.Pool,
     agent: Agent,
     session: SessionRow,
     user_message: MessageRow,
+    turns: list[ChatTurn],
     content: str,
+    *,
     reply_key: str | None,
+    holder: uuid.UUID,
     agent_timeout: float,
     is_active_after: bool | None,
     on_progress: OnProgress | None,
 ) -> TurnOutcome:
-    """The turn proper, under the session's lock: history, agent, then the one closing write."""
-    turns = await _history_for(conn, user_message)
+    """The agent's answer, with no connection held while it comes, then the one closing write
+    (which also ends the lease)."""
     try:
         async with asyncio.timeout(agent_timeout):
-            text = await _generate(conn, agent, session, turns, content, on_progress)
+            text = await _generate(pool, agent, session, turns, content, on_progress)
     except Exception as exc:
         log.warning("agent failed in session %s: %r", session.session_id, exc)
         description = _describe(exc)[: sessions.MAX_ERROR_LENGTH]
         failed = await sessions.record_failure(
-            conn, session.session_id, description, is_active=is_active_after
+            pool, session.session_id, description, is_active=is_active_after, release_turn=holder
         )
         return TurnOutcome(failed or session, user_message, None, description)
-    record = await conn.fetchrow(
+    record = await pool.fetchrow(
         _STORE_REPLY,
         session.session_id,
         langchain_message(Role.ASSISTANT, text.replace("\x00", "")),  # text cannot hold NUL
         reply_key,
         is_active_after,
+        holder,
     )
     assert record is not None  # the statement always yields its one row
     if record["reply_id"] is not None:
         reply = _reply_of(record, session.session_id)
-    else:  # the reply key was stored already: never under this lock, but keep the first
+    else:  # the reply key was stored already: never under this lease, but keep the first
         assert reply_key is not None
-        stored = await messages.find_by_idempotency_key(conn, session.session_id, reply_key)
+        stored = await messages.find_by_idempotency_key(pool, session.session_id, reply_key)
         assert stored is not None
         reply = stored
     touched = SessionRow.from_record(record) if record["id"] is not None else session
@@ -220,7 +268,7 @@ async def _answer(
 
 
 async def _generate(
-    conn: Connection,
+    db: Executor,
     agent: Agent,
     session: SessionRow,
     turns: Sequence[ChatTurn],
@@ -235,7 +283,7 @@ async def _generate(
         text += piece
         if time.monotonic() - shown >= PROGRESS_EVERY:
             shown = time.monotonic()
-            await events.publish_progress(conn, session.session_id, text)
+            await events.publish_progress(db, session.session_id, text)
             if on_progress is not None:
                 await _tell(on_progress, text)
     if not text.strip():
@@ -262,14 +310,10 @@ def _reply_of(record: Any, session_id: str) -> MessageRow:
     )
 
 
-def _turn_lock_key(session_id: str) -> str:
-    return "turn:" + session_id
-
-
-async def _history_for(conn: Connection, current: MessageRow) -> list[ChatTurn]:
+async def _history_for(db: Executor, current: MessageRow) -> list[ChatTurn]:
     """What the agent sees: the session's latest messages before this one, and the replies that
     turns ahead of it stored since. Later messages of the person wait for their own turn."""
-    recent = await messages.page_before(conn, current.session_id, HISTORY_FOR_AGENT + 20)
+    recent = await messages.page_before(db, current.session_id, HISTORY_FOR_AGENT + 20)
     seen = [
         m for m in recent if m.id < current.id or (m.id > current.id and m.role is not Role.USER)
     ]

@@ -218,14 +218,21 @@ MAX_ERROR_LENGTH = 500
 
 
 async def record_failure(
-    db: Executor, session_id: str, description: str, *, is_active: bool | None = None
+    db: Executor,
+    session_id: str,
+    description: str,
+    *,
+    is_active: bool | None = None,
+    release_turn: uuid.UUID | None = None,
 ) -> SessionRow | None:
     """Record a failed turn (and set is_active, unless None); the session as written, or None
     if there is no such session. The same statement tells the session's live subscribers
-    (REPLY_FAILED, graphql_api/core/events.py)."""
+    (REPLY_FAILED, graphql_api/core/events.py) and ends the turn lease of `release_turn`."""
     record = await db.fetchrow(
         f"""
-        WITH failed AS (
+        WITH released AS (
+            DELETE FROM session_turns WHERE session_id = $1 AND holder = $4
+        ), failed AS (
             UPDATE chat_sessions
                SET last_error = $2, last_error_at = now(), updated_at = now(),
                    is_active = coalesce($3, is_active)
@@ -240,6 +247,7 @@ async def record_failure(
         session_id,
         description[:MAX_ERROR_LENGTH],
         is_active,
+        release_turn,
     )
     return SessionRow.from_record(record) if record else None
 

@@ -99,12 +99,14 @@ async def test_a_reply_with_nul_characters_is_stored_without_them(pool: asyncpg.
 
 # --- what a turn costs -----------------------------------------------------------------------
 
-# A new message's turn when no other turn of its session runs, on one pooled connection:
-#   1. store the person's message and try for the session's turn lock (one statement)
-#   2. read the history the agent sees (after the lock, so it sees the turns ahead of it)
-#   3. store the reply and touch the session (one statement), or record the failure
-#   4. release the lock
-STATEMENTS_PER_TURN = 4
+# A new message's turn when no other turn of its session runs:
+#   1. store the person's message and take the session's turn lease (one statement)
+#   2. read the history the agent sees (after the lease, so it sees the turns ahead of it)
+#   3. store the reply, touch the session and end the lease (one statement), or record the
+#      failure and end the lease (one statement)
+STATEMENTS_PER_TURN = 3
+# 1 and 2 on one connection; none held while the agent answers; 3 on another.
+ACQUIRES_PER_TURN = 2
 # A redelivery whose reply is stored: the first statement finds both and ends the turn.
 STATEMENTS_PER_ANSWERED_REDELIVERY = 1
 
@@ -165,7 +167,7 @@ class FailingAgent:
 
 
 @pytest.mark.parametrize("key", [None, "tg:7:7"])
-async def test_a_turn_is_four_statements_on_one_connection(
+async def test_a_turn_is_three_statements_on_two_short_connection_uses(
     counted: Counted, key: str | None
 ) -> None:
     session = await make_session(counted.pool, make_person().user_id)
@@ -177,7 +179,7 @@ async def test_a_turn_is_four_statements_on_one_connection(
         )
 
     assert len(counted.statements) == STATEMENTS_PER_TURN, counted.statements
-    assert counted.acquires == 1
+    assert counted.acquires == ACQUIRES_PER_TURN
     assert turn.failure is None
     assert turn.reply is not None and "hello" in turn.reply.content
     assert turn.user_message.content == "hello" and turn.user_message.id < turn.reply.id
@@ -188,7 +190,7 @@ async def test_a_turn_is_four_statements_on_one_connection(
     assert stored[2:] == [("human", "hello"), ("ai", turn.reply.content)]
 
 
-async def test_a_failed_turn_is_an_outcome_of_four_statements(counted: Counted) -> None:
+async def test_a_failed_turn_is_an_outcome_of_three_statements(counted: Counted) -> None:
     session = await make_session(counted.pool, make_person().user_id)
     await conversation.run_turn(counted.pool, EchoAgent(), session, "warm up")
 
@@ -198,7 +200,7 @@ async def test_a_failed_turn_is_an_outcome_of_four_statements(counted: Counted) 
         )
 
     assert len(counted.statements) == STATEMENTS_PER_TURN, counted.statements
-    assert counted.acquires == 1
+    assert counted.acquires == ACQUIRES_PER_TURN
     assert turn.reply is None
     assert turn.failure == "the agent could not be reached"
     assert turn.session.last_error == turn.failure and turn.session.last_error_at is not None
