@@ -113,12 +113,12 @@ export function newClientMessageId() {
 
 // --- the documents --------------------------------------------------------------------------
 
-const SESSION_FIELDS = `
-  sessionId channel agentName isActive updatedAt lastError
+export const SESSION_FIELDS = `
+  sessionId channel agentName isActive updatedAt lastError unreadCount
   lastMessage { id role content createdAt }
 `;
 
-const MESSAGE_FIELDS = "id role content createdAt";
+export const MESSAGE_FIELDS = "id role content createdAt";
 
 export const SESSIONS_QUERY = `
 query Sessions($channel: Channel, $first: Int, $after: String) {
@@ -133,7 +133,7 @@ query Session($sessionId: String!, $last: Int, $before: String) {
   session(sessionId: $sessionId) {
     ${SESSION_FIELDS}
     messages(last: $last, before: $before) {
-      edges { node { ${MESSAGE_FIELDS} } }
+      edges { cursor node { ${MESSAGE_FIELDS} } }
       pageInfo { hasPreviousPage startCursor }
     }
   }
@@ -142,7 +142,7 @@ query Session($sessionId: String!, $last: Int, $before: String) {
 export const OLDER_MESSAGES_QUERY = `
 query OlderMessages($sessionId: String!, $last: Int, $before: String) {
   messages(sessionId: $sessionId, last: $last, before: $before) {
-    edges { node { ${MESSAGE_FIELDS} } }
+    edges { cursor node { ${MESSAGE_FIELDS} } }
     pageInfo { hasPreviousPage startCursor }
   }
 }`;
@@ -154,6 +154,11 @@ mutation SendMessage($input: SendMessageInput!) {
     userMessage { ${MESSAGE_FIELDS} }
     reply { ${MESSAGE_FIELDS} }
   }
+}`;
+
+export const MARK_SESSION_READ_MUTATION = `
+mutation MarkSessionRead($input: MarkSessionReadInput!) {
+  markSessionRead(input: $input) { sessionId unreadCount }
 }`;
 
 export const TELEGRAM_LINKED_QUERY = `

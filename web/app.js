@@ -11,6 +11,7 @@ import {
 } from "./api.js";
 import { Conversation } from "./conversation.js";
 import { longTime, show } from "./dom.js";
+import { Live } from "./live.js";
 import { SessionList } from "./session-list.js";
 
 const byId = (id) => document.getElementById(id);
@@ -28,6 +29,17 @@ function start() {
   });
   show(byId("app"), true);
   show(byId("topbar-actions"), true);
+  const live = new Live(token, {
+    onUnauthenticated: (message) => {
+      live.close();
+      showSignIn({ kind: "refused", message });
+    },
+    onState: (state) => showLiveState(state),
+    onReconnected: () => {
+      list.refresh(); // session events have no replay: re-read the list
+      conversation.onReconnected();
+    },
+  });
 
   const list = new SessionList(
     graphql,
@@ -63,8 +75,18 @@ function start() {
         history.replaceState(null, "", sessionUrl(sessionId));
         list.setActive(sessionId);
       },
+      onRead: (sessionId) => list.markRead(sessionId),
     },
+    live,
   );
+  live.sessionEvents((event) => {
+    if (event.kind === "DELETED" || !event.session) list.remove(event.sessionId);
+    else {
+      list.upsert(event.session);
+      list.recount(event.sessionId);
+      conversation.sessionChanged(event.session);
+    }
+  });
 
   /** Show what the address bar names: a session, or a new one. */
   function route({ view } = {}) {
@@ -88,6 +110,14 @@ function start() {
 
   list.reload();
   route();
+}
+
+/** A quiet line in the top bar while the live connection is down. */
+function showLiveState(state) {
+  const line = byId("live-status");
+  line.textContent = state === "reconnecting" ? "Reconnecting…" : "";
+  line.dataset.state = state;
+  show(line, state === "reconnecting");
 }
 
 function currentSessionId() {

@@ -1,13 +1,26 @@
 // The message panel and the composer: one open session (or a new one), its history paged
-// backwards from the server, and sending messages in web sessions.
+// backwards from the server, sending messages in web sessions, and live updates: new messages,
+// the reply as it is written, read marks.
 
 import {
+  MARK_SESSION_READ_MUTATION,
   OLDER_MESSAGES_QUERY,
   SEND_MESSAGE_MUTATION,
   SESSION_QUERY,
   newClientMessageId,
 } from "./api.js";
-import { CHANNEL_LABELS, channelBadge, channelOf, el, roleOf, show, timeElement } from "./dom.js";
+import {
+  CHANNEL_LABELS,
+  channelBadge,
+  channelOf,
+  dayKey,
+  daySeparator,
+  el,
+  longTime,
+  roleOf,
+  show,
+} from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
 
 const PAGE_SIZE = 30;
 
@@ -20,14 +33,20 @@ export class Conversation {
   /**
    * @param graphql   the API client
    * @param elements  the panel's elements (see app.js)
-   * @param events    { onSessionChanged(session), onSessionCreated(sessionId) }
+   * @param events    { onSessionChanged(session), onSessionCreated(sessionId), onRead(sessionId) }
+   * @param live      the live connection (live.js), or null for none
    */
-  constructor(graphql, elements, events) {
+  constructor(graphql, elements, events, live = null) {
     this.graphql = graphql;
     this.els = elements;
     this.events = events;
+    this.live = live;
     this.generation = 0; // bumped whenever another session opens: late answers are dropped
+    this.unfollow = null;
     this.reset(null);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && this.unreadShown) this.markRead();
+    });
     elements.loadOlder.addEventListener("click", () => this.loadOlder());
     elements.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -39,6 +58,15 @@ export class Conversation {
 
   reset(sessionId) {
     this.generation += 1;
+    if (this.unfollow) this.unfollow();
+    this.unfollow = null;
+    this.cursor = null; // the newest message cursor shown: live events resume after it
+    this.pending = null; // { node, content }: the message being sent, until it is stored
+    this.typing = null; // the "Thinking…" line while a send waits
+    this.draft = null; // the reply being written (REPLY_PROGRESS)
+    this.reading = false; // a markSessionRead request is under way
+    this.readAgain = false;
+    this.unreadShown = false; // shown while the page was hidden: mark read when it shows
     this.sessionId = sessionId; // null: a new session, created by the first message
     this.session = null;
     this.loading = false;
@@ -98,8 +126,166 @@ export class Conversation {
     this.renderHeader();
     this.renderComposer();
     this.addPage(data.session.messages, "end");
+    const edges = data.session.messages.edges;
+    if (edges.length) this.cursor = edges[edges.length - 1].cursor;
     if (data.session.lastError) this.setNotice(`The last turn failed: ${data.session.lastError}`);
     this.scrollToBottom();
+    this.follow();
+    this.markRead();
+  }
+
+  // --- live -----------------------------------------------------------------------------------
+
+  /** A live session event: the open session's header follows it (a run ending, an error). */
+  sessionChanged(session) {
+    if (this.session === null || session.sessionId !== this.sessionId) return;
+    this.session = { ...this.session, ...session };
+    this.renderHeader();
+  }
+
+  /** Subscribe to the open session's events, from the newest message shown on. */
+  follow() {
+    if (!this.live || this.sessionId === null || this.unfollow) return;
+    const generation = this.generation;
+    this.unfollow = this.live.messageEvents(
+      this.sessionId,
+      this.cursor,
+      (event) => {
+        if (generation === this.generation) this.onLiveEvent(event);
+      },
+      (error) => {
+        if (generation !== this.generation) return;
+        this.unfollow = null;
+        this.setNotice(`Live updates stopped: ${error.message || error}`);
+      },
+    );
+  }
+
+  onLiveEvent(event) {
+    if (event.kind === "ADDED") {
+      this.onAdded(event.message, event.cursor);
+    } else if (event.kind === "REPLY_PROGRESS") {
+      this.showDraft(event.text || "");
+    } else if (event.kind === "REPLY_FAILED") {
+      this.clearDraft();
+      // A send of ours reports its own failure when its answer comes.
+      if (!this.sending) this.setNotice(`The agent did not answer: ${event.text || "unknown error"}`);
+    }
+  }
+
+  /**
+   * The socket came back. A subscription with a cursor resumes after it by itself; one without
+   * (the session was empty) only sees what comes next, so read what came meanwhile.
+   */
+  async onReconnected() {
+    if (this.sessionId === null || this.session === null || this.cursor !== null) return;
+    const generation = this.generation;
+    let data;
+    try {
+      data = await this.graphql(OLDER_MESSAGES_QUERY, { sessionId: this.sessionId, last: PAGE_SIZE });
+    } catch {
+      return;
+    }
+    if (generation !== this.generation) return;
+    for (const edge of data.messages.edges) this.onAdded(edge.node, edge.cursor);
+    if (this.cursor !== null && this.unfollow) {
+      this.unfollow(); // follow from the cursor now, so a later drop resumes from it too
+      this.unfollow = null;
+      this.follow();
+    }
+  }
+
+  /** A message was stored (here, in another tab, on another channel): show it once. */
+  onAdded(message, cursor) {
+    if (cursor) this.cursor = cursor;
+    if (!message || this.shownIds.has(message.id)) return;
+    const stick = this.nearBottom();
+    const node = this.renderMessage(message);
+    this.shownIds.add(message.id);
+    const pending = this.pending;
+    if (pending && roleOf(message) === "user" && pending.content === message.content) {
+      pending.node.replaceWith(node); // our own message, stored: no second copy
+      this.pending = null;
+    } else {
+      this.insertLive(node);
+    }
+    if (roleOf(message) === "assistant") {
+      this.clearDraft();
+      if (this.typing) this.typing.remove();
+    }
+    this.renderDays();
+    this.renderEmptyNote();
+    if (stick) this.scrollToBottom();
+    this.markRead();
+  }
+
+  /** New messages go above the "Thinking…" line and the reply being written. */
+  insertLive(node) {
+    const tail = [this.typing, this.draft].find((n) => n && n.isConnected);
+    if (tail) tail.before(node);
+    else this.els.list.append(node);
+  }
+
+  /** The reply so far, growing as the agent writes it. */
+  showDraft(text) {
+    const stick = this.nearBottom();
+    if (!this.draft) {
+      this.draft = el(
+        "li",
+        {
+          class: "message message-assistant draft",
+          "data-testid": "reply-draft",
+          "data-role": "assistant",
+          "aria-live": "polite",
+          "aria-busy": "true",
+        },
+        el("div", { class: "message-content" }),
+      );
+    }
+    this.draft.firstChild.replaceChildren(renderMarkdown(text));
+    if (this.typing) this.typing.remove();
+    if (!this.draft.isConnected) this.els.list.append(this.draft);
+    this.renderEmptyNote();
+    if (stick) this.scrollToBottom();
+  }
+
+  clearDraft() {
+    if (this.draft) this.draft.remove();
+    this.draft = null;
+  }
+
+  /** Move the person's read mark to the newest message shown (one request at a time). */
+  markRead() {
+    if (this.sessionId === null || this.session === null) return;
+    if (document.visibilityState === "hidden") {
+      this.unreadShown = true;
+      return;
+    }
+    this.unreadShown = false;
+    this.events.onRead(this.sessionId);
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    const generation = this.generation;
+    this.reading = true;
+    const input = { sessionId: this.sessionId };
+    if (this.cursor) input.upTo = this.cursor;
+    this.graphql(MARK_SESSION_READ_MUTATION, { input })
+      .catch(() => {}) // a missed mark only leaves a badge; the next message marks again
+      .finally(() => {
+        if (generation !== this.generation) return;
+        this.reading = false;
+        if (this.readAgain) {
+          this.readAgain = false;
+          this.markRead();
+        }
+      });
+  }
+
+  nearBottom() {
+    const scroller = this.els.scroller;
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   }
 
   // --- history --------------------------------------------------------------------------------
@@ -132,6 +318,7 @@ export class Conversation {
     nodes.forEach((message) => this.shownIds.add(message.id));
     if (where === "start") this.els.list.prepend(...items);
     else this.els.list.append(...items);
+    this.renderDays();
     this.olderCursor = connection.pageInfo.startCursor || this.olderCursor;
     this.hasOlder = connection.pageInfo.hasPreviousPage;
     this.renderLoadOlder();
@@ -174,6 +361,9 @@ export class Conversation {
     const pending = this.renderMessage({ role: "USER", content, createdAt: null });
     const typing = el("li", { class: "typing", "data-testid": "reply-pending" }, "Thinking…");
     this.els.list.append(pending, typing);
+    this.pending = { node: pending, content };
+    this.typing = typing;
+    this.renderDays();
     this.els.composer.value = "";
     this.fitComposer();
     this.sending = true;
@@ -197,6 +387,8 @@ export class Conversation {
       return; // the person opened another session meanwhile; the list is up to date
     }
     typing.remove();
+    this.typing = null;
+    this.clearDraft();
     this.sending = false;
     if (payload) {
       this.retry = null;
@@ -204,6 +396,8 @@ export class Conversation {
       if (failure) this.setNotice(`The agent did not answer: ${failure.message}`);
     } else {
       pending.remove();
+      this.pending = null;
+      this.renderDays();
       this.retry = { content, clientMessageId };
       if (!this.els.composer.value) this.els.composer.value = content;
       this.fitComposer();
@@ -219,20 +413,34 @@ export class Conversation {
     const created = this.sessionId === null;
     this.session = payload.session;
     this.sessionId = payload.session.sessionId;
-    pending.replaceWith(this.renderMessage(payload.userMessage));
-    this.shownIds.add(payload.userMessage.id);
+    if (this.shownIds.has(payload.userMessage.id)) {
+      pending.remove(); // already shown by its live event
+    } else {
+      pending.replaceWith(this.renderMessage(payload.userMessage));
+      this.shownIds.add(payload.userMessage.id);
+    }
+    this.pending = null;
     if (payload.reply && !this.shownIds.has(payload.reply.id)) {
       this.els.list.append(this.renderMessage(payload.reply));
       this.shownIds.add(payload.reply.id);
     }
+    this.renderDays();
     this.renderHeader();
-    if (created) this.events.onSessionCreated(this.sessionId);
+    if (created) {
+      this.events.onSessionCreated(this.sessionId);
+      this.follow();
+    }
+    this.markRead();
   }
 
   // --- rendering ------------------------------------------------------------------------------
 
+  /** A message bubble: its Markdown, sanitized; its time on hover (the day is a separator). */
   renderMessage(message) {
     const role = roleOf(message);
+    const created = message.createdAt;
+    const content = el("div", { class: "message-content" });
+    content.append(renderMarkdown(message.content));
     return el(
       "li",
       {
@@ -240,12 +448,28 @@ export class Conversation {
         "data-testid": "message",
         "data-role": role,
         "data-message-id": message.id || null,
+        "data-created-at": created || null,
+        title: created ? longTime(created) : "Sending…",
       },
-      el("div", { class: "message-content" }, message.content),
-      message.createdAt
-        ? timeElement(message.createdAt, "message-time")
-        : el("span", { class: "message-time" }, "sending…"),
+      content,
+      created
+        ? el("time", { class: "visually-hidden", datetime: created }, longTime(created))
+        : el("span", { class: "visually-hidden" }, "sending…"),
     );
+  }
+
+  /** A day separator above the first message of each day (a message being sent is today). */
+  renderDays() {
+    const list = this.els.list;
+    for (const node of list.querySelectorAll(":scope > .day-separator")) node.remove();
+    let previous = null;
+    for (const node of Array.from(list.children)) {
+      if (node.dataset.testid !== "message") continue;
+      const created = node.dataset.createdAt || null;
+      const day = dayKey(created);
+      if (day !== previous) node.before(daySeparator(created));
+      previous = day;
+    }
   }
 
   renderHeader() {

@@ -58,6 +58,42 @@ export function timeElement(iso, className = "time") {
   return el("time", { class: className, datetime: iso, title: longTime(iso) }, shortTime(iso));
 }
 
+const weekdayDate = new Intl.DateTimeFormat(undefined, {
+  weekday: "long",
+  day: "numeric",
+  month: "long",
+});
+const fullDay = new Intl.DateTimeFormat(undefined, { dateStyle: "full" });
+
+/** The local calendar day of a time (null: now), as YYYY-MM-DD. */
+export function dayKey(iso) {
+  const date = iso ? new Date(iso) : new Date();
+  if (Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+/** "Today", "Yesterday", "Monday 3 March" this year, else the full date. */
+export function dayLabel(iso) {
+  const date = iso ? new Date(iso) : new Date();
+  if (Number.isNaN(date.getTime())) return "";
+  const now = new Date();
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (date.toDateString() === now.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  if (date.getFullYear() === now.getFullYear()) return weekdayDate.format(date);
+  return fullDay.format(date);
+}
+
+/** A day separator for a message list: the day of `iso` (null: today). */
+export function daySeparator(iso) {
+  return el(
+    "li",
+    { class: "day-separator", "data-testid": "day-separator" },
+    el("time", { datetime: dayKey(iso) }, dayLabel(iso)),
+  );
+}
+
 /** The channel server values are enum names (WEB); the app and its testids use lower case. */
 export function channelOf(session) {
   return String(session.channel).toLowerCase();

@@ -1,10 +1,14 @@
-// The session list: newest activity first, filtered by channel, more pages as it scrolls.
+// The session list: newest activity first, filtered by channel, more pages as it scrolls; live
+// events move a session to its place, and each shows how many messages are unread.
 
 import { SESSIONS_QUERY } from "./api.js";
 import { CHANNEL_LABELS, channelBadge, channelOf, el, roleOf, timeElement } from "./dom.js";
 
 const PAGE_SIZE = 20;
 const PREVIEW_LENGTH = 140;
+const UNREAD_CAP = 100; // the server counts up to 100
+const RECOUNT_DELAY_MS = 250;
+const RECOUNT_BATCH = 20;
 
 export class SessionList {
   /**
@@ -20,6 +24,9 @@ export class SessionList {
     this.filter = "all";
     this.activeId = null;
     this.items = new Map(); // sessionId -> <li>
+    this.sessions = new Map(); // sessionId -> the session as last heard
+    this.recountIds = new Set();
+    this.recountTimer = null;
     this.generation = 0; // bumped on every reset: answers for an older list are dropped
     this.cursor = null;
     this.hasMore = true;
@@ -43,6 +50,7 @@ export class SessionList {
   reload() {
     this.generation += 1;
     this.items.clear();
+    this.sessions.clear();
     this.els.list.replaceChildren();
     this.els.scroller.scrollTop = 0;
     this.cursor = null;
@@ -88,6 +96,7 @@ export class SessionList {
     if (this.items.has(session.sessionId)) return;
     const item = this.renderItem(session);
     this.items.set(session.sessionId, item);
+    this.sessions.set(session.sessionId, session);
     this.els.list.append(item);
   }
 
@@ -98,8 +107,117 @@ export class SessionList {
     this.items.get(session.sessionId)?.remove();
     const item = this.renderItem(session);
     this.items.set(session.sessionId, item);
+    this.sessions.set(session.sessionId, session);
     this.els.list.prepend(item);
     this.renderStatus();
+  }
+
+  /** A live event: the session goes to its place by last activity (newest first). */
+  upsert(session) {
+    const channel = channelOf(session);
+    if (this.filter !== "all" && this.filter !== channel) return;
+    const id = session.sessionId;
+    if (id === this.activeId) session = { ...session, unreadCount: 0 }; // it is being read
+    const known = this.items.get(id);
+    const when = Date.parse(session.updatedAt);
+    let before = null;
+    for (const item of this.els.list.children) {
+      const other = this.sessions.get(item.dataset.sessionId);
+      if (item !== known && other && Date.parse(other.updatedAt) < when) {
+        before = item;
+        break;
+      }
+    }
+    if (!before && !known && this.hasMore) return; // older than every loaded one: a later page
+    const item = this.renderItem(session);
+    if (known) known.remove();
+    this.items.set(id, item);
+    this.sessions.set(id, session);
+    if (before) before.before(item);
+    else this.els.list.append(item);
+    this.renderStatus();
+  }
+
+  /** A session was deleted. */
+  remove(sessionId) {
+    this.items.get(sessionId)?.remove();
+    this.items.delete(sessionId);
+    this.sessions.delete(sessionId);
+    this.renderStatus();
+  }
+
+  /** After a lost connection: the first page again, merged in (events may have been missed). */
+  async refresh() {
+    const generation = this.generation;
+    let data;
+    try {
+      data = await this.graphql(SESSIONS_QUERY, {
+        channel: this.filter === "all" ? null : this.filter.toUpperCase(),
+        first: PAGE_SIZE,
+        after: null,
+      });
+    } catch {
+      return; // the list stays as it is; the next event or reload brings it up to date
+    }
+    if (generation !== this.generation) return;
+    for (const { node } of data.sessions.edges) {
+      const known = this.sessions.get(node.sessionId);
+      if (!known || known.updatedAt !== node.updatedAt || known.unreadCount !== node.unreadCount) {
+        this.upsert(node);
+      }
+    }
+  }
+
+  /** The person has read the session: no badge. */
+  markRead(sessionId) {
+    this.setUnread(sessionId, 0);
+  }
+
+  /**
+   * Re-read a session's unread count over HTTP, shortly (a burst of events costs one request).
+   * Workaround: a subscription's DataLoaders live as long as its WebSocket, so the unreadCount
+   * in session events can be the one first read on that connection (docs/web.md, "Live").
+   */
+  recount(sessionId) {
+    if (sessionId === this.activeId || !this.items.has(sessionId)) return;
+    this.recountIds.add(sessionId);
+    clearTimeout(this.recountTimer);
+    this.recountTimer = setTimeout(() => this.runRecount(), RECOUNT_DELAY_MS);
+  }
+
+  async runRecount() {
+    const ids = [...this.recountIds].slice(0, RECOUNT_BATCH);
+    ids.forEach((id) => this.recountIds.delete(id));
+    if (this.recountIds.size) this.recountTimer = setTimeout(() => this.runRecount(), 0);
+    if (!ids.length) return;
+    const variables = {};
+    const fields = ids.map((id, i) => {
+      variables[`s${i}`] = id;
+      return `s${i}: session(sessionId: $s${i}) { sessionId unreadCount }`;
+    });
+    const params = ids.map((_, i) => `$s${i}: String!`).join(", ");
+    let data;
+    try {
+      data = await this.graphql(`query Unread(${params}) { ${fields.join(" ")} }`, variables);
+    } catch {
+      return; // the badge keeps the event's count
+    }
+    for (const session of Object.values(data)) {
+      if (session) this.setUnread(session.sessionId, session.unreadCount);
+    }
+  }
+
+  setUnread(sessionId, count) {
+    const session = this.sessions.get(sessionId);
+    const item = this.items.get(sessionId);
+    if (!session || !item) return;
+    if (sessionId === this.activeId) count = 0;
+    this.sessions.set(sessionId, { ...session, unreadCount: count });
+    const old = item.querySelector('[data-testid="unread-badge"]');
+    const badge = unreadBadge(count);
+    if (old && badge) old.replaceWith(badge);
+    else if (old) old.remove();
+    else if (badge) item.querySelector(".session-bottom").append(badge);
   }
 
   setActive(sessionId) {
@@ -129,7 +247,12 @@ export class SessionList {
         channel === "scheduled" && session.isActive ? el("span", { class: "pill" }, "running") : null,
         timeElement(session.updatedAt, "session-time"),
       ),
-      el("span", { class: "session-preview" }, previewOf(session)),
+      el(
+        "span",
+        { class: "session-bottom" },
+        el("span", { class: "session-preview" }, previewOf(session)),
+        unreadBadge(session.sessionId === this.activeId ? 0 : session.unreadCount),
+      ),
     );
     link.addEventListener("click", (event) => {
       if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
@@ -168,6 +291,22 @@ export class SessionList {
       );
     }
   }
+}
+
+/** The unread count, "99+" from the cap on; nothing when there is none. */
+function unreadBadge(count) {
+  if (!count) return null;
+  const text = count >= UNREAD_CAP ? "99+" : String(count);
+  return el(
+    "span",
+    {
+      class: "unread",
+      "data-testid": "unread-badge",
+      title: `${text} unread`,
+      "aria-label": `${text} unread`,
+    },
+    text,
+  );
 }
 
 function previewOf(session) {

@@ -100,6 +100,11 @@ class Context:
             found = self._loaders[factory] = factory(self.pool)
         return found
 
+    def fresh_loaders(self) -> None:
+        """Forget this context's DataLoaders. A WebSocket connection has one context for all its
+        subscriptions: each event must read afresh, not what an earlier event cached."""
+        self._loaders.clear()
+
     def require_viewer(self) -> Viewer:
         if self.viewer is None:
             raise Unauthenticated(

@@ -112,6 +112,7 @@ class LiveSubscription:
                 if row is None or (channel is not None and row.channel != channel.value):
                     continue
                 kind = SessionEventKind(event.kind)
+                info.context.fresh_loaders()
                 yield SessionEvent(
                     kind=kind, session_id=row.session_id, session=ChatSession.from_row(row)
                 )
@@ -138,6 +139,7 @@ class LiveSubscription:
             async for event in _until_expiry(viewer, inbox):
                 if isinstance(event, events.RowsAdded):
                     for row in sent.new(r for r in event.rows if r.session_id == session_id):
+                        info.context.fresh_loaders()
                         yield MessageEvent.added(row)
                 elif isinstance(event, events.MessagesAdded | events.Replay):
                     async for row in _replay(pool, session_id, sent):

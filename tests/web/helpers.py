@@ -55,7 +55,7 @@ async def seed_session(
         pool,
         service,
         sessions.SessionUpsert(
-            session_id=session_id or f"{channel.value}-{uuid.uuid4()}",
+            session_id=session_id or f"{channel}-{uuid.uuid4()}",
             channel=channel,
             agent_name=agent_name,
             is_active=is_active,

@@ -387,3 +387,18 @@ async def test_subscriptions_get_the_same_document_limits(ws: str, person: Perso
         [error] = answer["payload"]
         assert words in error["message"].lower()
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_each_session_event_reads_its_fields_afresh(
+    graphql: GraphQLClient, person: Person, subscribe: Any
+) -> None:
+    """One WebSocket connection, one context: per-request DataLoaders must not outlive an event."""
+    query = "subscription { sessionEvents { kind session { unreadCount } } }"
+    sub = await subscribe(person.token, query, {})
+    sent = await graphql.ok(SEND, {"s": None, "c": "one"}, token=person.token)
+    session_id = sent["sendMessage"]["session"]["sessionId"]
+    await graphql.ok(SEND, {"s": session_id, "c": "two"}, token=person.token)
+    counts = []
+    while 2 not in counts:
+        counts.append((await sub.next())["sessionEvents"]["session"]["unreadCount"])
+    assert 1 in counts  # the first reply, then both replies unread
