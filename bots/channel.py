@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from graphql_api.core.channels import Channel, SchemaPart
+from graphql_api.core.channels import Channel, DeliveryPart, SchemaPart
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -49,6 +49,12 @@ def _check(settings: Settings) -> None:
     webhook_secret(settings)
 
 
+def _delivery() -> DeliveryPart:
+    from .outbound import telegram_delivery
+
+    return telegram_delivery()
+
+
 def telegram() -> Channel:
     return Channel(
         name=TELEGRAM,
@@ -58,5 +64,6 @@ def telegram() -> Channel:
         routes=_routes,
         lifespan=_lifespan,
         check_settings=_check,
+        delivery=_delivery,
         description="a Telegram bot: private chats, linked accounts, polling or a webhook",
     )

@@ -243,6 +243,18 @@ def session_id_for(telegram_chat_id: int, message_id: int) -> str:
     return f"{SESSION_ID_PREFIX}{chat}-{message_id}"
 
 
+_SESSION_ID = re.compile(re.escape(SESSION_ID_PREFIX) + r"(n?)([0-9]{1,19})-[0-9]{1,19}")
+
+
+def chat_of_session(session_id: str) -> int | None:
+    """The Telegram chat a session_id_for() id was made for; None for any other id."""
+    matched = _SESSION_ID.fullmatch(session_id)
+    if matched is None:
+        return None
+    chat = int(matched.group(2))
+    return -chat if matched.group(1) else chat
+
+
 async def current_session_id(
     db: Executor,
     *,

@@ -20,6 +20,8 @@ from .schedules import Slot
 
 EXECUTE_JOB = "execute_schedule_run"  # jobs.execute_schedule_run(schedule_id, slot_iso)
 CLAIM_JOB = "claim_due_schedules"  # jobs.claim_due_schedules()
+DELIVER_JOB = "deliver_message"  # jobs.deliver_message(delivery_id): one outbox row
+SWEEP_JOB = "send_due_deliveries"  # jobs.send_due_deliveries(): every due outbox row
 
 # How long the API waits for Redis to take one job before it answers SERVICE_UNAVAILABLE. The
 # API's Redis client has no socket timeouts of its own: without this bound an unreachable (not
@@ -49,6 +51,23 @@ def claim_cron_name(queue_name: str) -> str:
     in Redis, and deployments (or test runs) sharing one Redis on different queues must not
     suppress each other's claim."""
     return f"cron:{CLAIM_JOB}:{queue_name}"
+
+
+def sweep_cron_name(queue_name: str) -> str:
+    return f"cron:{SWEEP_JOB}:{queue_name}"
+
+
+async def enqueue_delivery(
+    arq: ArqRedis, queue_name: str, delivery_id: int, attempts: int = 0
+) -> None:
+    """Queue the next attempt at an outbox row. The job id names the attempt: queued twice, it
+    is one job while arq remembers it, and the next attempt is a new one (the row decides)."""
+    await arq.enqueue_job(
+        DELIVER_JOB,
+        delivery_id,
+        _job_id=f"delivery:{queue_name}:{delivery_id}:{attempts}",  # job ids are global
+        _queue_name=queue_name,
+    )
 
 
 def execute_max_tries(max_attempts: int) -> int:

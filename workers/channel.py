@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,8 @@ from graphql_api.core.channels import Channel, SchemaPart
 if TYPE_CHECKING:
     from graphql_api.core.runtime import Resources
     from graphql_api.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SCHEDULED = "scheduled"
 SESSION_ID_PREFIX = "sched:"
@@ -31,7 +35,22 @@ async def _lifespan(settings: Settings, resources: Resources) -> AsyncIterator[M
         return
     from arq.connections import ArqRedis
 
-    yield {STATE_KEY: ArqRedis(connection_pool=resources.redis.connection_pool)}
+    from graphql_api.core.deliveries import WAKE
+
+    from . import arq_queue
+
+    arq = ArqRedis(connection_pool=resources.redis.connection_pool)
+    queue = settings.worker_queue
+
+    async def wake(delivery_id: int) -> None:
+        """Best effort: a delivery Redis did not take is sent by the worker's next sweep."""
+        try:
+            async with asyncio.timeout(arq_queue.ENQUEUE_TIMEOUT):
+                await arq_queue.enqueue_delivery(arq, queue, delivery_id)
+        except arq_queue.REDIS_DOWN as exc:
+            log.warning("could not queue delivery %s (%r); the sweep sends it", delivery_id, exc)
+
+    yield {STATE_KEY: arq, WAKE: wake}
 
 
 def scheduled() -> Channel:

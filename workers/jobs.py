@@ -11,7 +11,9 @@ import asyncpg
 from arq import Retry
 from arq.connections import ArqRedis
 
-from . import arq_queue, runs
+from graphql_api.core import deliveries
+
+from . import arq_queue, outbox, runs
 from .execution import Policy, RetryLater, execute
 from .schedules import Slot
 
@@ -70,6 +72,28 @@ async def execute_schedule_run(ctx: dict[str, Any], schedule_id: str, slot_iso: 
         )
         raise Retry(defer=delay) from None
     return result.value
+
+
+async def deliver_message(ctx: dict[str, Any], delivery_id: int) -> str:
+    """Send one outbox row (see workers.outbox.deliver)."""
+    try:
+        return await outbox.deliver(ctx, delivery_id)
+    except POSTGRES_DOWN as exc:
+        log.warning("PostgreSQL is unreachable (%s); the next sweep sends it", _why(exc))
+        return "postgres down"
+
+
+async def send_due_deliveries(ctx: dict[str, Any]) -> int:
+    """Queue every due outbox row: new ones the API could not queue, retries whose time has
+    come, and rows a killed worker left claimed."""
+    try:
+        due = await deliveries.due(ctx["pool"])
+    except POSTGRES_DOWN as exc:
+        log.warning("PostgreSQL is unreachable (%s); the next sweep tries again", _why(exc))
+        return 0
+    for delivery_id, attempts in due:
+        await arq_queue.enqueue_delivery(ctx["redis"], ctx["queue_name"], delivery_id, attempts)
+    return len(due)
 
 
 def _why(exc: BaseException) -> str:

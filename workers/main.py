@@ -25,7 +25,14 @@ from graphql_api.core.settings import Settings
 
 from . import arq_queue
 from .execution import Policy
-from .jobs import POSTGRES_DOWN, claim_due_schedules, execute_schedule_run
+from .jobs import (
+    POSTGRES_DOWN,
+    claim_due_schedules,
+    deliver_message,
+    execute_schedule_run,
+    send_due_deliveries,
+)
+from .outbox import close_senders
 
 if TYPE_CHECKING:
     from graphql_api.core.runtime import Resources
@@ -53,6 +60,8 @@ class OwnResources:
 
 
 CLAIM_TIMEOUT = 60.0
+DELIVER_TIMEOUT = 50.0  # under deliveries.CLAIM_LEASE, so a stuck send is not sent twice at once
+SWEEP_EVERY = 5  # seconds between outbox sweeps (due retries, rows the API could not queue)
 
 # Redis (or PostgreSQL at start) unreachable: the worker waits 0.5 s, 1 s, 2 s, 4 s, then 5 s
 # between attempts, so it is back at most 5 s after the server is.
@@ -100,6 +109,7 @@ def build_worker(
         ctx["owns_resources"] = True
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        await close_senders(ctx)
         if ctx.pop("owns_resources", False):
             await ctx["agent"].aclose()
             await ctx["pool"].close()
@@ -119,6 +129,17 @@ def build_worker(
                 timeout=CLAIM_TIMEOUT,
                 max_tries=1,
             ),
+            # The outbox row counts attempts and decides retries: one try per job.
+            # No result kept: a job id then only dedupes while queued or running, and the next
+            # attempt (or a new database with the same ids, against the same Redis) is queued.
+            func(
+                deliver_message,
+                name=arq_queue.DELIVER_JOB,
+                timeout=DELIVER_TIMEOUT,
+                max_tries=1,
+                keep_result=0,
+            ),
+            func(send_due_deliveries, name=arq_queue.SWEEP_JOB, timeout=CLAIM_TIMEOUT, max_tries=1),
         ],
         cron_jobs=[
             cron(
@@ -128,7 +149,15 @@ def build_worker(
                 unique=True,
                 run_at_startup=claim_at_startup,
                 timeout=CLAIM_TIMEOUT,
-            )
+            ),
+            cron(
+                send_due_deliveries,
+                name=arq_queue.sweep_cron_name(queue),
+                second=set(range(0, 60, SWEEP_EVERY)),
+                unique=True,
+                run_at_startup=claim_at_startup,
+                timeout=CLAIM_TIMEOUT,
+            ),
         ],
         queue_name=queue,
         redis_settings=redis_settings(settings.require_redis_url()),

@@ -14,7 +14,7 @@ below build nothing until the app asks.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
+    from .db import Executor
+    from .models import SessionRow
     from .runtime import Resources
     from .settings import Settings
 
@@ -57,6 +59,25 @@ class SchemaPart:
     types: tuple[type, ...] = ()
 
 
+Send = Callable[[str, str], Awaitable[None]]  # (target, text)
+
+
+@dataclass(frozen=True)
+class DeliveryPart:
+    """How a channel sends a reply out (the worker's outbox, graphql_api/core/deliveries.py).
+
+    - `target(db, session)`: where the session's replies go (a chat id), or None when there is
+      nowhere (`no_target` says why: the delivery is failed with that reason at once);
+    - `sender(settings)`: an async context manager giving `send(target, text)`, opened once per
+      worker; `send` raises deliveries.RetryLater to be tried after the channel's wait,
+      deliveries.Undeliverable when no retry can help, anything else to be retried with backoff.
+    """
+
+    target: Callable[[Executor, SessionRow], Awaitable[str | None]]
+    sender: Callable[[Settings], AbstractAsyncContextManager[Send]]
+    no_target: str = "there is nowhere to deliver it"
+
+
 @dataclass(frozen=True)
 class Channel:
     """One channel. Everything but `name` has a do-nothing default.
@@ -71,6 +92,8 @@ class Channel:
       (`request.state`, `info.context.state`) under the keys it chooses.
     - `check_settings(settings)`: raises SettingsError for a misconfiguration, so `serve`
       refuses to start with one clear line.
+    - `delivery()`: how replies written through another door reach this channel's sessions
+      (None: they are only stored).
     """
 
     name: str
@@ -80,4 +103,5 @@ class Channel:
     routes: Callable[[Settings], Sequence[BaseRoute]] = no_routes
     lifespan: Lifespan = no_state
     check_settings: Callable[[Settings], None] = no_checks
+    delivery: Callable[[], DeliveryPart] | None = None
     description: str = field(default="", compare=False)

@@ -65,8 +65,8 @@ _TAKE_LEASE = """
 """
 _STORE_MESSAGE = f"""
 WITH stored AS (
-    INSERT INTO chat_message_history (session_id, message, idempotency_key)
-    VALUES ($1, $2, $3)
+    INSERT INTO chat_message_history (session_id, message, idempotency_key, via)
+    VALUES ($1, $2, $3, $7)
     ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {MESSAGE_COLUMNS}
 ), taken AS (
@@ -96,8 +96,8 @@ SELECT CASE WHEN idempotency_key = $2 THEN 'user' ELSE 'reply' END AS kind, {MES
 # cleared, is_active set unless $4 is null), and the turn's lease ended.
 _STORE_REPLY = f"""
 WITH reply AS (
-    INSERT INTO chat_message_history (session_id, message, idempotency_key)
-    VALUES ($1, $2, $3)
+    INSERT INTO chat_message_history (session_id, message, idempotency_key, via)
+    VALUES ($1, $2, $3, $6)
     ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {MESSAGE_COLUMNS}
 ), touched AS (
@@ -109,7 +109,8 @@ WITH reply AS (
 ), released AS (
     DELETE FROM session_turns WHERE session_id = $1 AND holder = $5
 )
-SELECT r.id AS reply_id, r.message AS reply_message, r.created_at AS reply_created_at, t.*
+SELECT r.id AS reply_id, r.message AS reply_message, r.created_at AS reply_created_at,
+       r.via AS reply_via, t.*
   FROM (SELECT) AS one
   LEFT JOIN reply r ON true
   LEFT JOIN touched t ON true
@@ -129,6 +130,7 @@ async def run_turn(
     agent_timeout: float = 120.0,
     is_active_after: bool | None = None,
     on_progress: OnProgress | None = None,
+    via: str | None = None,
 ) -> TurnOutcome:
     """Append the person's message, run the agent on the history, append the reply.
 
@@ -142,6 +144,8 @@ async def run_turn(
     failure is recorded on the session and returned as the outcome's `failure` (no exception:
     only invalid content raises, BadInput, before anything is stored). `is_active_after`: what
     the turn's closing write (reply or failure) sets the session's is_active to; None leaves it.
+    `via`: the door the message came in by (default: the session's channel), kept on the message
+    and its reply.
 
     An agent that streams is shown as it writes: every PROGRESS_EVERY seconds the reply so far
     goes to the session's live subscribers (REPLY_PROGRESS) and to `on_progress`; a reply done
@@ -154,6 +158,7 @@ async def run_turn(
     session_id = session.session_id
     reply_key = f"{idempotency_key}:reply" if idempotency_key else None
     holder, lease = uuid.uuid4(), agent_timeout + LEASE_MARGIN
+    door = via or session.channel
     async with pool.acquire() as conn:
         found = await conn.fetch(
             _STORE_MESSAGE,
@@ -163,6 +168,7 @@ async def run_turn(
             reply_key,
             holder,
             lease,
+            door,
         )
         rows = {r["kind"]: r for r in found}
         new = rows.get("new")
@@ -198,6 +204,7 @@ async def run_turn(
             turns,
             content,
             reply_key=reply_key,
+            via=door,
             holder=holder,
             agent_timeout=agent_timeout,
             is_active_after=is_active_after,
@@ -230,6 +237,7 @@ async def _answer(
     content: str,
     *,
     reply_key: str | None,
+    via: str,
     holder: uuid.UUID,
     agent_timeout: float,
     is_active_after: bool | None,
@@ -254,6 +262,7 @@ async def _answer(
         reply_key,
         is_active_after,
         holder,
+        via,
     )
     assert record is not None  # the statement always yields its one row
     if record["reply_id"] is not None:
@@ -306,6 +315,7 @@ def _reply_of(record: Any, session_id: str) -> MessageRow:
             "session_id": session_id,
             "message": record["reply_message"],
             "created_at": record["reply_created_at"],
+            "via": record["reply_via"],
         }
     )
 

@@ -83,10 +83,10 @@ async def pages_before(
     befores = [before if before is not None else _MAX_ID for _, before in requests]
     records = await db.fetch(
         """
-        SELECT r.ord, m.id, m.session_id, m.message, m.created_at
+        SELECT r.ord, m.id, m.session_id, m.message, m.created_at, m.via
           FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(session_id, before_id, ord)
           CROSS JOIN LATERAL (
-                SELECT id, session_id, message, created_at
+                SELECT id, session_id, message, created_at, via
                   FROM chat_message_history h
                  WHERE h.session_id = r.session_id AND h.id < r.before_id
                  ORDER BY h.id DESC

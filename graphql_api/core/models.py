@@ -53,6 +53,7 @@ class MessageRow:
     role: Role
     content: str
     created_at: datetime
+    via: str | None = None  # the door it came in by; None: its session's own channel
 
     @classmethod
     def from_record(cls, record: Any) -> MessageRow:
@@ -63,10 +64,11 @@ class MessageRow:
             role=role_of(message),
             content=content_of(message),
             created_at=record["created_at"],
+            via=record.get("via"),
         )
 
 
-MESSAGE_COLUMNS = "id, session_id, message, created_at"
+MESSAGE_COLUMNS = "id, session_id, message, created_at, via"
 
 
 def parse_uuid(value: str) -> uuid.UUID | None:

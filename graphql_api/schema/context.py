@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import asyncpg
 from strawberry.dataloader import DataLoader
 
-from ..core import messages, reads
+from ..core import deliveries, messages, reads
 from ..core.agent import Agent
 from ..core.channels import Channel
 from ..core.errors import Unauthenticated
@@ -40,6 +40,28 @@ def message_pages(pool: asyncpg.Pool) -> DataLoader[PageKey, list[MessageRow]]:
             for (session_id, before), page in pages.items():
                 found[(session_id, before, limit)] = page
         return [found[key] for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def session_channels(pool: asyncpg.Pool) -> DataLoader[str, str]:
+    """Sessions' channels by session id (for messages stored before `via` was recorded)."""
+
+    async def load(keys: Sequence[str]) -> list[str]:
+        records = await pool.fetch(
+            "SELECT session_id, channel FROM chat_sessions WHERE session_id = ANY($1::text[])",
+            list(keys),
+        )
+        found = {r["session_id"]: r["channel"] for r in records}
+        return [found.get(key, "web") for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def message_deliveries(pool: asyncpg.Pool) -> DataLoader[int, list[deliveries.DeliveryRow]]:
+    async def load(keys: Sequence[int]) -> list[list[deliveries.DeliveryRow]]:
+        found = await deliveries.of_messages(pool, keys)
+        return [found.get(key, []) for key in keys]
 
     return DataLoader(load_fn=load)
 

@@ -8,9 +8,9 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from ..core import conversation, sessions
+from ..core import conversation, deliveries, sessions
 from ..core.channels import WEB
-from ..core.errors import AgentFailed, Forbidden, NotFound
+from ..core.errors import AgentFailed, NotFound
 from ..core.models import MessageRow, SessionRow
 from ..core.pagination import Keyset, page_size, window
 from ..core.sessions import SessionKey
@@ -47,6 +47,22 @@ def _first_message_session_id(user_id: uuid.UUID, key: str | None) -> str | None
     if key is None:
         return None
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"unified-sessions:{user_id}:{key}"))
+
+
+async def _deliver_to_its_channel(info: Info, session: SessionRow, reply: MessageRow) -> None:
+    """A reply to a question asked on the web in another channel's session goes there too
+    (through the worker's outbox), if that channel delivers."""
+    channel = next((c for c in info.context.channels if c.name == session.channel), None)
+    if channel is None or channel.delivery is None:
+        return
+    part = channel.delivery()
+    target = await part.target(info.context.pool, session)
+    row = await deliveries.queue(
+        info.context.pool, reply.id, channel.name, target, no_target=part.no_target
+    )
+    wake = getattr(info.context.state, deliveries.WAKE, None)
+    if row.status == "pending" and wake is not None:
+        await wake(row.id)
 
 
 @strawberry.type
@@ -163,7 +179,10 @@ class SessionMutation:
         )
         return ChatSession.from_row(row)
 
-    @strawberry.mutation(description="Send a message in a web session and get the agent's reply.")
+    @strawberry.mutation(
+        description="Send a message in one of the viewer's sessions, whatever its channel, and get "
+        "the agent's reply; in a Telegram session the reply is also sent to its chat."
+    )
     async def send_message(self, info: Info, input: SendMessageInput) -> SendMessagePayload:
         viewer = info.context.require_viewer()
         pool = info.context.pool
@@ -183,8 +202,6 @@ class SessionMutation:
             )
         else:
             session = await _own_session(info, input.session_id)
-        if session.channel != WEB:
-            raise Forbidden("telegram and scheduled sessions are read-only from the web")
         turn = await conversation.run_turn(
             pool,
             info.context.agent,
@@ -192,7 +209,10 @@ class SessionMutation:
             input.content,
             idempotency_key=key,
             agent_timeout=info.context.settings.agent_timeout,
+            via=WEB,
         )
+        if turn.reply is not None and session.channel != WEB:
+            await _deliver_to_its_channel(info, session, turn.reply)
         failure = None
         if turn.failure is not None:  # recorded on turn.session; the message is stored
             failure = AgentFailed(AGENT_FAILED_MESSAGE, user_message=turn.user_message)

@@ -14,9 +14,10 @@ from strawberry import relay
 
 from ..channels import channel_names
 from ..core import messages, sessions
+from ..core.deliveries import DeliveryRow
 from ..core.models import MessageRow, Role, SessionRow, parse_uuid
 from ..core.pagination import Keyset, page_size, window
-from .context import Context, message_pages, unread_counts
+from .context import Context, message_deliveries, message_pages, session_channels, unread_counts
 
 Info = strawberry.Info[Context, None]
 
@@ -53,12 +54,40 @@ else:
 strawberry.enum(Role, name="MessageRole")  # the core's Role, under its GraphQL name
 
 
+@strawberry.enum
+class DeliveryStatus(Enum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@strawberry.type(description="A message sent out through a channel by the worker's outbox.")
+class Delivery:
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
+    sent_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: DeliveryRow) -> Delivery:
+        return cls(
+            channel=Channel(row.channel),
+            status=DeliveryStatus(row.status),
+            attempts=row.attempts,
+            last_error=row.last_error,
+            sent_at=row.sent_at,
+        )
+
+
 @strawberry.type
 class ChatMessage(relay.Node):
     id: relay.NodeID[str]
     role: Role
     content: str
     created_at: datetime
+    _session_id: strawberry.Private[str]
+    _via: strawberry.Private[str | None]
 
     @classmethod
     def from_row(cls, row: MessageRow) -> ChatMessage:
@@ -67,7 +96,21 @@ class ChatMessage(relay.Node):
             role=row.role,
             content=row.content,
             created_at=row.created_at,
+            _session_id=row.session_id,
+            _via=row.via,
         )
+
+    @strawberry.field(description="The door the message came in by.")
+    async def via(self, info: Info) -> Channel:
+        if self._via is not None:
+            return Channel(self._via)
+        # Stored before doors were recorded: its session's own channel.
+        return Channel(await info.context.loader(session_channels).load(self._session_id))
+
+    @strawberry.field(description="Where the message was (or is being) sent out, and how it went.")
+    async def deliveries(self, info: Info) -> list[Delivery]:
+        rows = await info.context.loader(message_deliveries).load(int(self.id))
+        return [Delivery.from_row(r) for r in rows]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

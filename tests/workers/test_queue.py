@@ -210,7 +210,8 @@ def test_arq_max_tries_is_a_safety_net_above_the_run_rows_attempts(
     # runScheduleNow's hold on its run row outlasts its bounded enqueue and the withdrawal.
     assert schedule_runs.QUEUE_HOLD_SECONDS > 2 * arq_queue.ENQUEUE_TIMEOUT
     assert [job.name for job in worker.cron_jobs] == [
-        arq_queue.claim_cron_name(worker_settings.worker_queue)
+        arq_queue.claim_cron_name(worker_settings.worker_queue),
+        arq_queue.sweep_cron_name(worker_settings.worker_queue),
     ]
 
 

@@ -96,16 +96,22 @@ async def test_a_retried_first_message_lands_in_one_new_session(
     assert theirs["sendMessage"]["session"]["sessionId"] != session_id
 
 
-async def test_telegram_and_scheduled_sessions_are_read_only_from_the_web(
+async def test_a_telegram_or_scheduled_session_is_continued_from_the_web(
     graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
 ) -> None:
+    """Continue anywhere: an ordinary turn, each message marked as having come in by the web.
+    (Delivery of the reply to Telegram: tests/workers/test_outbox.py.)"""
     for channel in (TELEGRAM, SCHEDULED):
         session = await make_session(pool, person.user_id, channel=channel)
-        result = await graphql(
+        result = await graphql.ok(
             SEND, {"input": {"sessionId": session.session_id, "content": "hi"}}, token=person.token
         )
-        assert result.codes == ["FORBIDDEN"]
-        assert await _history(pool, session.session_id) == []
+        assert result["sendMessage"]["reply"] is not None
+        assert [role for role, _ in await _history(pool, session.session_id)] == ["human", "ai"]
+        vias = await pool.fetch(
+            "SELECT via FROM chat_message_history WHERE session_id = $1", session.session_id
+        )
+        assert [r["via"] for r in vias] == ["web", "web"]
 
 
 async def test_sending_into_someone_elses_session_looks_like_a_missing_one(

@@ -1,0 +1,61 @@
+"""Replies written through another door, sent to the session's Telegram chat by the worker.
+
+A question asked on the web in a Telegram session is answered there and in Telegram: the API
+writes a delivery row (graphql_api/core/deliveries.py) and the worker sends it with this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
+
+from graphql_api.core.channels import DeliveryPart, Send
+from graphql_api.core.db import Executor
+from graphql_api.core.deliveries import RetryLater, Undeliverable
+from graphql_api.core.models import SessionRow
+from graphql_api.core.settings import Settings
+
+from . import links
+from .delivery import send_text
+from .dispatcher import build_bot
+
+NOT_LINKED = "the person's Telegram account is not linked (any more)"
+
+
+async def chat_for(db: Executor, session: SessionRow) -> str | None:
+    """The session's chat, while its owner's Telegram account is still linked."""
+    chat = links.chat_of_session(session.session_id)
+    if chat is None or await links.find_link_for_user(db, session.user_id) is None:
+        return None
+    return str(chat)
+
+
+@contextlib.asynccontextmanager
+async def telegram_sender(settings: Settings) -> AsyncIterator[Send]:
+    bot = build_bot(settings)
+
+    async def send(target: str, text: str) -> None:
+        try:
+            await send_text(bot, int(target), text)
+        except TelegramRetryAfter as exc:
+            raise RetryLater(exc.retry_after, f"Telegram flood control: {exc.message}") from exc
+        except (TelegramForbiddenError, TelegramBadRequest) as exc:
+            raise Undeliverable(f"Telegram refused it: {exc.message}") from exc
+        except TelegramAPIError as exc:
+            raise RuntimeError(f"Telegram failed: {exc.message}") from exc
+
+    try:
+        yield send
+    finally:
+        await bot.session.close()
+
+
+def telegram_delivery() -> DeliveryPart:
+    return DeliveryPart(target=chat_for, sender=telegram_sender, no_target=NOT_LINKED)

@@ -1,0 +1,176 @@
+"""Continue on the web, answered in Telegram: the outbox, sent by a real arq worker to a Bot API
+stand-in over HTTP, retried, and failed with a reason after bounded attempts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from graphql_api.core import deliveries
+from graphql_api.core.agent import EchoAgent
+from graphql_api.core.runtime import Resources
+from graphql_api.core.settings import Settings
+from tests.bots.conftest import (
+    BotHarness,
+    FakeTelegram,
+    TelegramUser,
+    bot_settings,
+    fake_bot_api_app,
+    link,
+    make_harness,
+)
+from tests.conftest import GraphQLClient, Person, make_person, running_server
+
+from .conftest import ScheduleIds, Workers
+
+SEND = """
+mutation($s: String!, $c: String!) {
+  sendMessage(input: {sessionId: $s, content: $c}) {
+    userMessage { via }
+    reply { id via content deliveries { channel status attempts lastError sentAt } }
+  }
+}
+"""
+MESSAGE = """
+query($id: ID!) { node(id: $id) { ... on ChatMessage {
+  deliveries { channel status attempts lastError sentAt } } } }
+"""
+TELEGRAM_SESSION = "{ sessions(channel: TELEGRAM) { edges { node { sessionId } } } }"
+
+
+@dataclass
+class Outbox:
+    api: GraphQLClient
+    fake: FakeTelegram
+    tg: BotHarness
+    workers: Workers
+    pool: asyncpg.Pool
+
+
+@pytest.fixture
+async def outbox(
+    worker_settings: Settings,
+    resources: Resources,
+    schedules_api: GraphQLClient,
+    pool: asyncpg.Pool,
+    schedule_ids: ScheduleIds,
+) -> AsyncIterator[Outbox]:
+    fake = FakeTelegram()
+    async with running_server(fake_bot_api_app(fake)) as api_url:
+        settings = bot_settings(worker_settings, telegram_api_base=api_url)
+        tg = make_harness(settings, resources)
+        yield Outbox(schedules_api, fake, tg, Workers(settings, pool, schedule_ids), pool)
+
+
+async def telegram_conversation(outbox: Outbox, person: Person) -> tuple[TelegramUser, str]:
+    """A person linked on Telegram who has said something there: their Telegram session."""
+    user = TelegramUser()
+    await link(outbox.tg, outbox.api, user, person)
+    await outbox.tg.send(user, "started on Telegram")
+    data = await outbox.api.ok(TELEGRAM_SESSION, token=person.token)
+    [edge] = data["sessions"]["edges"]
+    return user, edge["node"]["sessionId"]
+
+
+async def test_a_web_question_in_a_telegram_session_is_answered_in_telegram(
+    outbox: Outbox,
+) -> None:
+    person = make_person()
+    user, session_id = await telegram_conversation(outbox, person)
+
+    sent = await outbox.api.ok(
+        SEND, {"s": session_id, "c": "continued on the web"}, token=person.token
+    )
+    message = sent["sendMessage"]
+    assert message["userMessage"]["via"] == "WEB" and message["reply"]["via"] == "WEB"
+    [queued] = message["reply"]["deliveries"]
+    assert (queued["channel"], queued["status"], queued["attempts"]) == ("TELEGRAM", "PENDING", 0)
+
+    await outbox.workers.burst(EchoAgent())  # its start-up sweep sends what is due
+
+    texts = outbox.fake.texts_to(user.chat_id)
+    assert texts == [message["reply"]["content"]]
+    [delivered] = (
+        await outbox.api.ok(MESSAGE, {"id": message["reply"]["id"]}, token=person.token)
+    )["node"]["deliveries"]
+    assert (delivered["status"], delivered["attempts"]) == ("SENT", 1)
+    assert delivered["sentAt"] is not None and delivered["lastError"] is None
+
+    await outbox.workers.burst(EchoAgent())  # sent once: nothing is sent again
+    assert outbox.fake.texts_to(user.chat_id) == texts
+
+
+async def test_a_failing_bot_api_is_retried_then_failed_with_its_reason(outbox: Outbox) -> None:
+    person = make_person()
+    user, session_id = await telegram_conversation(outbox, person)
+    sent = await outbox.api.ok(SEND, {"s": session_id, "c": "are you there?"}, token=person.token)
+    reply_id = sent["sendMessage"]["reply"]["id"]
+
+    # Flood control longer than the bot waits by itself: the row waits as Telegram says.
+    outbox.fake.fail_next(
+        "sendMessage", status=429, description="Too Many Requests", retry_after=120
+    )
+    await outbox.workers.burst(EchoAgent())
+    row = await outbox.pool.fetchrow(
+        "SELECT status, attempts, last_error, next_attempt_at - now() AS wait "
+        "FROM message_deliveries d JOIN chat_message_history m ON m.id = d.message_id "
+        "WHERE m.session_id = $1",
+        session_id,
+    )
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert "flood control" in row["last_error"].lower()
+    assert 100 < row["wait"].total_seconds() <= 120
+
+    # Then the Bot API fails on every attempt: after MAX_ATTEMPTS the delivery is failed.
+    outbox.fake.fail_next(
+        "sendMessage",
+        status=500,
+        description="Internal Server Error",
+        times=deliveries.MAX_ATTEMPTS,
+    )
+    for _ in range(deliveries.MAX_ATTEMPTS - 1):
+        await outbox.pool.execute("UPDATE message_deliveries SET next_attempt_at = now()")
+        await outbox.workers.burst(EchoAgent())
+    [failed] = (await outbox.api.ok(MESSAGE, {"id": reply_id}, token=person.token))["node"][
+        "deliveries"
+    ]
+    assert (failed["status"], failed["attempts"]) == ("FAILED", deliveries.MAX_ATTEMPTS)
+    assert "Internal Server Error" in failed["lastError"]
+    # One Bot API call per attempt (the stand-in records refused calls too), none after.
+    tried = [t for t in outbox.fake.texts_to(user.chat_id) if "are you there?" in t]
+    assert len(tried) == deliveries.MAX_ATTEMPTS
+    await outbox.pool.execute("UPDATE message_deliveries SET next_attempt_at = now()")
+    await outbox.workers.burst(EchoAgent())
+    assert len([t for t in outbox.fake.texts_to(user.chat_id) if "are you there?" in t]) == len(
+        tried
+    )
+
+
+async def test_a_telegram_session_whose_account_was_unlinked_fails_at_once(
+    outbox: Outbox,
+) -> None:
+    person = make_person()
+    _, session_id = await telegram_conversation(outbox, person)
+    await outbox.api.ok("mutation { unlinkTelegram }", token=person.token)
+    sent = await outbox.api.ok(SEND, {"s": session_id, "c": "still there?"}, token=person.token)
+    [delivery] = sent["sendMessage"]["reply"]["deliveries"]
+    assert delivery["status"] == "FAILED"
+    assert "not linked" in delivery["lastError"]
+
+
+async def test_a_scheduled_session_takes_a_web_message_and_sends_nothing(
+    outbox: Outbox,
+) -> None:
+    person = make_person()
+    schedule = await outbox.workers.create(person.user_id)
+    await outbox.workers.make_due(schedule.id)
+    await outbox.workers.burst(EchoAgent())
+    [row] = await outbox.workers.sessions_of(schedule.agent_name)
+    sent = await outbox.api.ok(
+        SEND, {"s": row["session_id"], "c": "tell me more"}, token=person.token
+    )
+    assert sent["sendMessage"]["reply"]["deliveries"] == []
+    assert sent["sendMessage"]["userMessage"]["via"] == "WEB"

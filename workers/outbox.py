@@ -1,0 +1,69 @@
+"""The worker's side of the outbox (graphql_api/core/deliveries.py): send one due delivery.
+
+Each channel's sender (DeliveryPart.sender) is opened once per worker, on first use, and
+closed with the worker. Sending is at least once: a worker killed between the Bot API call and
+`sent` leaves a claimed row whose lease expires, and the next sweep sends it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from graphql_api.channels import installed_channels
+from graphql_api.core import deliveries
+from graphql_api.core.channels import Send
+from graphql_api.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SENDERS = "senders"  # the worker ctx's {channel name: send}, and its exit stack
+SENDERS_STACK = "senders_stack"
+
+
+async def deliver(ctx: dict[str, Any], delivery_id: int) -> str:
+    """Send one delivery if it is due; returns what became of it (for arq's log)."""
+    pool: asyncpg.Pool = ctx["pool"]
+    claimed = await deliveries.claim(pool, delivery_id)
+    if claimed is None:
+        return "not due"
+    try:
+        send = await _sender(ctx, claimed.channel)
+        await send(claimed.target, claimed.text)
+    except deliveries.RetryLater as later:
+        return await deliveries.failed_attempt(pool, claimed, str(later), retry_in=later.seconds)
+    except deliveries.Undeliverable as refused:
+        return await deliveries.failed_attempt(pool, claimed, str(refused), final=True)
+    except Exception as exc:
+        log.warning("delivery %s through %s failed: %r", delivery_id, claimed.channel, exc)
+        return await deliveries.failed_attempt(pool, claimed, _describe(exc))
+    await deliveries.sent(pool, claimed.id)
+    return "sent"
+
+
+async def _sender(ctx: dict[str, Any], channel_name: str) -> Send:
+    senders: dict[str, Send] = ctx.setdefault(SENDERS, {})
+    if channel_name not in senders:
+        channel = next((c for c in installed_channels() if c.name == channel_name), None)
+        if channel is None or channel.delivery is None:
+            raise deliveries.Undeliverable(f"the {channel_name} channel sends nothing")
+        stack: contextlib.AsyncExitStack = ctx.setdefault(
+            SENDERS_STACK, contextlib.AsyncExitStack()
+        )
+        settings: Settings = ctx["settings"]
+        senders[channel_name] = await stack.enter_async_context(channel.delivery().sender(settings))
+    return senders[channel_name]
+
+
+async def close_senders(ctx: dict[str, Any]) -> None:
+    stack: contextlib.AsyncExitStack | None = ctx.pop(SENDERS_STACK, None)
+    ctx.pop(SENDERS, None)
+    if stack is not None:
+        await stack.aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
