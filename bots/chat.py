@@ -73,10 +73,9 @@ async def chat(
     # created (or activated: a first-time message in it). Anything else (another person's id,
     # another channel's) goes to the upsert, which refuses it.
     session = filed.session  # the person's session row, read as the message was filed
-    if (
-        session is None
-        or session.channel != TELEGRAM
-        or (filed.first_time and not session.is_active)
+    # A session of another channel is one the person resumed here (/resume): used as it is.
+    if session is None or (
+        session.channel == TELEGRAM and filed.first_time and not session.is_active
     ):
         session = await sessions.upsert_session(
             pool,
@@ -100,6 +99,7 @@ async def chat(
             idempotency_key=idempotency_key(message),
             agent_timeout=settings.agent_timeout,
             on_progress=draft.show,
+            via=TELEGRAM,
         )
     if turn.reply is None:
         # The message is stored and the failure recorded on the session by run_turn.

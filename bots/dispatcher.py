@@ -13,7 +13,7 @@ from aiogram.utils.token import TokenValidationError
 
 from graphql_api.core.settings import Settings, SettingsError
 
-from . import chat, errors, linking
+from . import chat, errors, linking, resuming
 from .delivery import RetryAfter
 from .ordering import OneChatInOrder
 
@@ -45,7 +45,7 @@ def build_bot(settings: Settings, *, session: BaseSession | None = None) -> Bot:
 
 
 def build_dispatcher(resources: Resources) -> Dispatcher:
-    """Routers in order: linking commands, chat, then Telegram error handling.
+    """Routers in order: linking commands, /sessions and /resume, chat, then error handling.
 
     Handlers get `pool`, `agent` and `settings` injected from the dispatcher's workflow data.
     Only private chats are served: a person's assistant is not a group member. One chat's
@@ -57,5 +57,10 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
     dp["settings"] = resources.settings
     dp.update.outer_middleware(OneChatInOrder(active=ACTIVE_UPDATES))
     dp.message.filter(F.chat.type == ChatType.PRIVATE)
-    dp.include_routers(linking.build_router(), chat.build_router(), errors.build_router())
+    dp.include_routers(
+        linking.build_router(),
+        resuming.build_router(),
+        chat.build_router(),
+        errors.build_router(),
+    )
     return dp

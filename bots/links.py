@@ -438,3 +438,28 @@ async def start_new_session(
         if previous is not None and previous != new_id:
             await sessions.set_active(conn, previous, False)
     return HandledMessage(new_id, first_time=True, done=False)
+
+
+async def resume_session(
+    db: Executor,
+    *,
+    telegram_chat_id: int,
+    telegram_user_id: int,
+    user_id: uuid.UUID,
+    session_id: str,
+) -> None:
+    """Make one of the person's sessions, of any channel, the chat's current one: the chat's
+    next messages are turns in it (a web conversation continues in Telegram)."""
+    await db.execute(
+        """
+        INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (telegram_chat_id, user_id) DO UPDATE
+           SET session_id = EXCLUDED.session_id, telegram_user_id = EXCLUDED.telegram_user_id,
+               started_at = now()
+        """,
+        telegram_chat_id,
+        user_id,
+        telegram_user_id,
+        session_id,
+    )

@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 COMMANDS = [
     BotCommand(command="new", description="Start a new conversation"),
+    BotCommand(command="sessions", description="Your recent conversations, every channel"),
+    BotCommand(command="resume", description="Continue conversation N here"),
     BotCommand(command="unlink", description="Disconnect this Telegram account"),
     BotCommand(command="help", description="What I can do"),
 ]

@@ -16,7 +16,8 @@ WELCOME_LINKED = (
 )
 HELP = (
     "Write to me and I answer; every conversation is saved with your account and shows up in "
-    "the web app.\n/new starts a new conversation\n/unlink disconnects this Telegram account"
+    "the web app.\n/new starts a new conversation\n/sessions lists your recent conversations, "
+    "/resume N continues one here\n/unlink disconnects this Telegram account"
 )
 REDEEMED = {
     RedeemOutcome.LINKED: "Linked! This Telegram account is now linked to the account that "
@@ -46,3 +47,10 @@ TEXT_ONLY = "I can only read text messages for now."
 AGENT_FAILED = (
     "Sorry, I could not answer that just now. Your message is saved; please try again in a moment."
 )
+SESSIONS = (
+    "Your recent conversations, from every channel (▶ is this chat's):\n{list}\n\n"
+    "/resume N continues number N here."
+)
+NO_SESSIONS = "You have no conversations yet: just write to me."
+RESUME_HOW = "Send /resume N with N from 1 to {count}, as /sessions lists them."
+RESUMED = "Continuing your {channel} conversation “{name}” here. Write to me."

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .db import Executor
 from .errors import BadInput
-from .models import MESSAGE_COLUMNS, MessageRow, Role, langchain_message
+from .models import MESSAGE_COLUMNS, MessageRow, Role, content_of, langchain_message
 
 MAX_CONTENT_LENGTH = 16_000
 _MAX_ID = 2**63 - 1
@@ -137,3 +137,19 @@ async def page_after(db: Executor, session_id: str, after_id: int, limit: int) -
         limit,
     )
     return [MessageRow.from_record(r) for r in records]
+
+
+async def first_messages(db: Executor, session_ids: Sequence[str]) -> dict[str, str]:
+    """Each session's first message's text (sessions without messages are left out)."""
+    records = await db.fetch(
+        """
+        SELECT s.session_id, m.message
+          FROM unnest($1::text[]) AS s(session_id)
+          CROSS JOIN LATERAL (
+                SELECT message FROM chat_message_history h
+                 WHERE h.session_id = s.session_id ORDER BY h.id LIMIT 1
+          ) m
+        """,
+        list(session_ids),
+    )
+    return {r["session_id"]: content_of(r["message"]) for r in records}
