@@ -7,6 +7,7 @@ writes a delivery row (graphql_api/core/deliveries.py) and the worker sends it w
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 from aiogram.exceptions import (
@@ -37,6 +38,12 @@ async def chat_for(db: Executor, session: SessionRow) -> str | None:
     return str(chat)
 
 
+async def private_chat_of(db: Executor, user_id: uuid.UUID) -> str | None:
+    """The person's private chat with the bot (its id is their Telegram user id), if linked."""
+    link = await links.find_link_for_user(db, user_id)
+    return str(link.telegram_user_id) if link else None
+
+
 @contextlib.asynccontextmanager
 async def telegram_sender(settings: Settings) -> AsyncIterator[Send]:
     bot = build_bot(settings)
@@ -58,4 +65,6 @@ async def telegram_sender(settings: Settings) -> AsyncIterator[Send]:
 
 
 def telegram_delivery() -> DeliveryPart:
-    return DeliveryPart(target=chat_for, sender=telegram_sender, no_target=NOT_LINKED)
+    return DeliveryPart(
+        target=chat_for, sender=telegram_sender, no_target=NOT_LINKED, person_target=private_chat_of
+    )

@@ -11,7 +11,8 @@ from enum import StrEnum
 
 import asyncpg
 
-from graphql_api.core import conversation, sessions
+from graphql_api.channels import installed_channels
+from graphql_api.core import conversation, deliveries, sessions
 from graphql_api.core.agent import Agent
 from graphql_api.core.errors import DomainError
 from graphql_api.core.settings import Settings
@@ -116,7 +117,23 @@ async def execute(
         reason = turn.session.last_error or turn.failure
         return await _failed(pool, schedule, slot, session_id, reason, start.attempt, policy)
     await runs.finish_run(pool, schedule.id, slot, Outcome.SUCCEEDED, session_id=session_id)
+    if turn.reply is not None and schedule.deliver_to:
+        await deliver_elsewhere(pool, schedule, turn.reply.id)
     return Result.SUCCEEDED
+
+
+async def deliver_elsewhere(pool: asyncpg.Pool, schedule: ScheduleRow, reply_id: int) -> None:
+    """The run's reply, also to each deliverTo channel (the outbox: the worker's sweep sends
+    it). A person with no address there gets a delivery failed with the reason; the run has
+    succeeded all the same. Once per reply, however often the slot is tried."""
+    for name in schedule.deliver_to:
+        channel = next((c for c in installed_channels() if c.name == name), None)
+        part = channel.delivery() if channel and channel.delivery else None
+        if part is None or part.person_target is None:
+            await deliveries.queue(pool, reply_id, name, None, no_target=f"{name} sends nothing")
+            continue
+        target = await part.person_target(pool, schedule.user_id)
+        await deliveries.queue(pool, reply_id, name, target, no_target=part.no_target)
 
 
 async def _failed(

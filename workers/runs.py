@@ -29,9 +29,11 @@ from .schedules import (
     SCHEDULE_COLUMNS,
     Outcome,
     ScheduleRow,
+    SessionMode,
     Slot,
     latest_slot_before,
     next_run_after,
+    run_session_id,
 )
 
 Enqueue = Callable[[Slot], Awaitable[object]]
@@ -75,7 +77,7 @@ async def begin_run(
     has expired. A run never begun (attempts = 0) is free to begin: its lease, if any, is
     runScheduleNow's hold for its enqueue (queue_run_now), not a worker's.
     """
-    session_id = Slot(schedule.id, slot).session_id
+    session_id = schedule.session_id_of(slot)
     async with pool.acquire() as conn, conn.transaction():
         try:
             await conn.execute(
@@ -229,7 +231,7 @@ async def queue_run_now(
                 "ON CONFLICT (schedule_id, slot) DO NOTHING RETURNING id",
                 schedule_id,
                 slot.at,
-                slot.session_id,
+                ScheduleRow.from_record(record).session_id_of(slot.at),
                 QUEUE_HOLD_SECONDS,
             )
     except asyncpg.ForeignKeyViolationError:  # deleted meanwhile
@@ -341,12 +343,14 @@ async def claim_due(
     while True:
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, cron, timezone FROM schedules WHERE enabled AND next_run_at <= $1 "
+                "SELECT id, cron, timezone, session_mode FROM schedules "
+                "WHERE enabled AND next_run_at <= $1 "
                 "ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
                 now,
                 batch,
             )
             dues: list[Slot] = []
+            session_ids: list[str] = []
             next_runs: list[datetime] = []
             broken: list[uuid.UUID] = []
             for row in rows:
@@ -358,6 +362,7 @@ async def claim_due(
                     broken.append(row["id"])
                     continue
                 dues.append(Slot(row["id"], slot))
+                session_ids.append(run_session_id(dues[-1], SessionMode(row["session_mode"])))
                 next_runs.append(next_run)
             ids = [due.schedule_id for due in dues]
             await conn.execute(
@@ -366,7 +371,7 @@ async def claim_due(
                 "ON CONFLICT (schedule_id, slot) DO NOTHING",
                 ids,
                 [due.at for due in dues],
-                [due.session_id for due in dues],
+                session_ids,
             )
             await conn.execute(
                 "UPDATE schedules s SET next_run_at = u.next_run_at FROM "

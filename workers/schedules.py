@@ -32,6 +32,14 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
+class SessionMode(StrEnum):
+    NEW_PER_RUN = "new_per_run"  # each run is a session of its own
+    APPEND = "append"  # every run appends to one ongoing session of the schedule
+
+
+MAX_DELIVER_TO = 5
+
+
 @dataclass(frozen=True, slots=True)
 class ScheduleRow:
     id: uuid.UUID
@@ -48,14 +56,23 @@ class ScheduleRow:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    session_mode: SessionMode = SessionMode.NEW_PER_RUN
+    deliver_to: tuple[str, ...] = ()  # channel names each run's reply is also sent to
 
     @classmethod
     def from_record(cls, record: Any) -> ScheduleRow:
         outcome = record["last_outcome"]
+        converted = {"last_outcome", "session_mode", "deliver_to"}
         return cls(
-            **{name: record[name] for name in _FIELDS if name != "last_outcome"},
+            **{name: record[name] for name in _FIELDS if name not in converted},
             last_outcome=Outcome(outcome) if outcome else None,
+            session_mode=SessionMode(record["session_mode"]),
+            deliver_to=tuple(record["deliver_to"]),
         )
+
+    def session_id_of(self, slot: datetime) -> str:
+        """The session a run of this schedule at `slot` writes to."""
+        return run_session_id(Slot(self.id, slot), self.session_mode)
 
 
 _FIELDS = (
@@ -73,6 +90,8 @@ _FIELDS = (
     "last_error",
     "created_at",
     "updated_at",
+    "session_mode",
+    "deliver_to",
 )
 SCHEDULE_COLUMNS = ", ".join(_FIELDS)
 
@@ -203,6 +222,15 @@ class ScheduleSpec:
     timezone: str | None = None
     agent_name: str | None = None
     enabled: bool | None = None
+    session_mode: SessionMode | None = None
+    deliver_to: tuple[str, ...] | None = None  # channel names, checked by the caller
+
+
+def _validate_deliver_to(channels: tuple[str, ...]) -> list[str]:
+    unique = list(dict.fromkeys(channels))
+    if len(unique) > MAX_DELIVER_TO:
+        raise BadInput(f"deliverTo names at most {MAX_DELIVER_TO} channels", field="deliverTo")
+    return unique
 
 
 async def create_schedule(
@@ -238,8 +266,8 @@ async def create_schedule(
         record = await conn.fetchrow(
             f"""
             INSERT INTO schedules (user_id, name, prompt, cron, timezone, agent_name, enabled,
-                                   next_run_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                   next_run_at, session_mode, deliver_to)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             RETURNING {SCHEDULE_COLUMNS}
             """,
             owner,
@@ -250,6 +278,8 @@ async def create_schedule(
             agent_name,
             enabled,
             next_run if enabled else None,
+            (spec.session_mode or SessionMode.NEW_PER_RUN).value,
+            _validate_deliver_to(spec.deliver_to or ()),
         )
     return ScheduleRow.from_record(record)
 
@@ -356,7 +386,8 @@ async def update_schedule(
             f"""
             UPDATE schedules
                SET name = $2, prompt = $3, cron = $4, timezone = $5, agent_name = $6,
-                   enabled = $7, next_run_at = $8, updated_at = now()
+                   enabled = $7, next_run_at = $8, session_mode = $9, deliver_to = $10,
+                   updated_at = now()
              WHERE id = $1
             RETURNING {SCHEDULE_COLUMNS}
             """,
@@ -368,6 +399,10 @@ async def update_schedule(
             agent_name,
             enabled,
             next_run_at,
+            (changes.session_mode or current.session_mode).value,
+            _validate_deliver_to(
+                changes.deliver_to if changes.deliver_to is not None else current.deliver_to
+            ),
         )
     return ScheduleRow.from_record(record)
 
@@ -436,3 +471,11 @@ class Slot:
     @property
     def _key(self) -> str:
         return f"{self.schedule_id}:{self.token}"
+
+
+def run_session_id(slot: Slot, mode: SessionMode) -> str:
+    """A run's session: the slot's own (`sched:<id>:<slot>`), or the schedule's one ongoing
+    session (`sched:<id>`) when its runs append (each run's turn still keyed by its slot)."""
+    if mode is SessionMode.APPEND:
+        return f"{SESSION_ID_PREFIX}{slot.schedule_id}"
+    return slot.session_id

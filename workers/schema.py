@@ -14,10 +14,11 @@ from arq.connections import ArqRedis
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 
-from graphql_api.core.errors import DomainError, NotFound, ServiceUnavailable
+from graphql_api.core.errors import BadInput, DomainError, NotFound, ServiceUnavailable
 from graphql_api.core.models import SessionRow, parse_uuid
 from graphql_api.core.pagination import Keyset, page_size, window
 from graphql_api.schema.types import (
+    Channel,
     ChatSession,
     ChatSessionConnection,
     Info,
@@ -27,7 +28,7 @@ from graphql_api.schema.types import (
 
 from . import arq_queue, runs, schedules
 from .channel import STATE_KEY
-from .schedules import ScheduleKey, ScheduleRow, ScheduleSpec, Slot
+from .schedules import ScheduleKey, ScheduleRow, ScheduleSpec, SessionMode, Slot
 
 RunPageKey = tuple[uuid.UUID, datetime | None, int]  # (schedule id, before slot, rows to fetch)
 RunPage = list[tuple[datetime, SessionRow]]
@@ -48,6 +49,12 @@ def run_pages(pool: asyncpg.Pool) -> DataLoader[RunPageKey, RunPage]:
         return [found[key] for key in keys]
 
     return DataLoader(load_fn=load)
+
+
+@strawberry.enum
+class ScheduleSessionMode(Enum):
+    NEW_PER_RUN = "new_per_run"
+    APPEND = "append"
 
 
 @strawberry.enum
@@ -73,6 +80,12 @@ class Schedule(relay.Node):
     last_error: str | None = strawberry.field(description="Why the most recent run failed.")
     created_at: datetime
     updated_at: datetime
+    session_mode: ScheduleSessionMode = strawberry.field(
+        description="NEW_PER_RUN: each run is a session; APPEND: every run adds to one session."
+    )
+    deliver_to: list[Channel] = strawberry.field(
+        description="Channels each run's reply is also sent to (the person's linked account)."
+    )
 
     @classmethod
     def from_row(cls, row: ScheduleRow) -> Schedule:
@@ -90,6 +103,8 @@ class Schedule(relay.Node):
             last_error=row.last_error,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            session_mode=ScheduleSessionMode(row.session_mode.value),
+            deliver_to=[Channel(name) for name in row.deliver_to],
         )
 
     @strawberry.field(description="The sessions this schedule's runs created, newest run first.")
@@ -133,6 +148,10 @@ class CreateScheduleInput:
     timezone: str = strawberry.field(default="UTC", description="IANA time zone.")
     agent_name: str | None = strawberry.field(default=None, description="Default: the server's.")
     enabled: bool = True
+    session_mode: ScheduleSessionMode = ScheduleSessionMode.NEW_PER_RUN
+    deliver_to: list[Channel] = strawberry.field(
+        default_factory=list, description="E.g. [TELEGRAM]: each reply also goes there."
+    )
 
 
 @strawberry.input(description="The fields to change; absent or null ones stay as they are.")
@@ -144,9 +163,11 @@ class UpdateScheduleInput:
     timezone: str | None = None
     agent_name: str | None = None
     enabled: bool | None = None
+    session_mode: ScheduleSessionMode | None = None
+    deliver_to: list[Channel] | None = None
 
 
-def _spec(input: CreateScheduleInput | UpdateScheduleInput) -> ScheduleSpec:
+def _spec(info: Info, input: CreateScheduleInput | UpdateScheduleInput) -> ScheduleSpec:
     return ScheduleSpec(
         name=input.name,
         prompt=input.prompt,
@@ -154,7 +175,24 @@ def _spec(input: CreateScheduleInput | UpdateScheduleInput) -> ScheduleSpec:
         timezone=input.timezone,
         agent_name=input.agent_name,
         enabled=input.enabled,
+        session_mode=SessionMode(input.session_mode.value) if input.session_mode else None,
+        deliver_to=_deliver_to(info, input.deliver_to),
     )
+
+
+def _deliver_to(info: Info, channels: list[Channel] | None) -> tuple[str, ...] | None:
+    """Channel names a reply can be sent to on a person's behalf; others are refused."""
+    if channels is None:
+        return None
+    able = {c.name for c in info.context.channels if c.delivery and c.delivery().person_target}
+    for channel in channels:
+        if channel.value not in able:
+            raise BadInput(
+                f"{channel.name} cannot be delivered to; deliverTo takes "
+                + (", ".join(sorted(n.upper() for n in able)) or "no channel here"),
+                field="deliverTo",
+            )
+    return tuple(c.value for c in channels)
 
 
 @strawberry.type
@@ -218,7 +256,7 @@ class ScheduleMutation:
         row = await schedules.create_schedule(
             info.context.pool,
             viewer.user_id,
-            _spec(input),
+            _spec(info, input),
             default_agent_name=info.context.settings.default_agent_name,
         )
         return Schedule.from_row(row)
@@ -230,7 +268,7 @@ class ScheduleMutation:
             info.context.pool,
             viewer.user_id,
             _require_schedule_uuid(input.id),
-            _spec(input),
+            _spec(info, input),
         )
         if row is None:
             raise NotFound("no such schedule")

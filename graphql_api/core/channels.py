@@ -14,6 +14,7 @@ below build nothing until the app asks.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class DeliveryPart:
 
     - `target(db, session)`: where the session's replies go (a chat id), or None when there is
       nowhere (`no_target` says why: the delivery is failed with that reason at once);
+    - `person_target(db, user_id)`: the person's own address there (a schedule's deliverTo);
     - `sender(settings)`: an async context manager giving `send(target, text)`, opened once per
       worker; `send` raises deliveries.RetryLater to be tried after the channel's wait,
       deliveries.Undeliverable when no retry can help, anything else to be retried with backoff.
@@ -76,6 +78,8 @@ class DeliveryPart:
     target: Callable[[Executor, SessionRow], Awaitable[str | None]]
     sender: Callable[[Settings], AbstractAsyncContextManager[Send]]
     no_target: str = "there is nowhere to deliver it"
+    # Where a person's messages from elsewhere go in this channel (a schedule's deliverTo).
+    person_target: Callable[[Executor, uuid.UUID], Awaitable[str | None]] | None = None
 
 
 @dataclass(frozen=True)

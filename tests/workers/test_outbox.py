@@ -3,6 +3,9 @@ stand-in over HTTP, retried, and failed with a reason after bounded attempts."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -174,3 +177,81 @@ async def test_a_scheduled_session_takes_a_web_message_and_sends_nothing(
     )
     assert sent["sendMessage"]["reply"]["deliveries"] == []
     assert sent["sendMessage"]["userMessage"]["via"] == "WEB"
+
+
+RUN_NOW = "mutation($id: ID!) { runScheduleNow(id: $id) { queued } }"
+CREATE = """
+mutation($input: CreateScheduleInput!) {
+  createSchedule(input: $input) { id sessionMode deliverTo }
+}
+"""
+
+
+async def test_an_appending_schedule_delivers_each_run_to_telegram(outbox: Outbox) -> None:
+    person = make_person()
+    user = TelegramUser()
+    await link(outbox.tg, outbox.api, user, person)
+    data = await outbox.api.ok(
+        CREATE,
+        {
+            "input": {
+                "name": "Briefing",
+                "prompt": "Morning briefing",
+                "cron": "0 0 1 1 *",
+                "sessionMode": "APPEND",
+                "deliverTo": ["TELEGRAM"],
+            }
+        },
+        token=person.token,
+    )
+    created = data["createSchedule"]
+    assert (created["sessionMode"], created["deliverTo"]) == ("APPEND", ["TELEGRAM"])
+    schedule_id = uuid.UUID(base64.b64decode(created["id"]).decode().split(":", 1)[1])
+    outbox.workers.ids.add(schedule_id)
+
+    for n in range(2):  # two runs, at two different slots (a second apart)
+        if n:
+            await asyncio.sleep(1.1)
+        await outbox.api.ok(RUN_NOW, {"id": created["id"]}, token=person.token)
+        await outbox.workers.burst(EchoAgent())
+    [session] = await outbox.pool.fetch(
+        "SELECT session_id FROM chat_sessions WHERE user_id = $1 AND channel = 'scheduled'",
+        person.user_id,
+    )
+    assert session["session_id"] == f"sched:{schedule_id}"  # one ongoing session
+    kinds = [k for k, _ in await outbox.workers.messages_of(session["session_id"])]
+    assert kinds == ["human", "ai", "human", "ai"]
+    await outbox.workers.burst(EchoAgent())  # sends what the last run queued
+    replies = [c for _, c in await outbox.workers.messages_of(session["session_id"])][1::2]
+    assert outbox.fake.texts_to(user.chat_id) == replies
+
+
+async def test_delivering_to_an_unlinked_telegram_fails_that_delivery_not_the_run(
+    outbox: Outbox,
+) -> None:
+    person = make_person()  # never linked
+    schedule = await outbox.workers.create(person.user_id)
+    await outbox.pool.execute(
+        "UPDATE schedules SET deliver_to = '{telegram}' WHERE id = $1", schedule.id
+    )
+    await outbox.workers.make_due(schedule.id)
+    await outbox.workers.burst(EchoAgent())
+    [run] = await outbox.workers.runs(schedule.id)
+    assert run["status"] == "succeeded"
+    [delivery] = await outbox.pool.fetch(
+        "SELECT d.status, d.last_error FROM message_deliveries d "
+        "JOIN chat_message_history m ON m.id = d.message_id WHERE m.session_id = $1",
+        run["session_id"],
+    )
+    assert delivery["status"] == "failed" and "not linked" in delivery["last_error"]
+
+
+async def test_deliver_to_takes_only_channels_that_deliver(outbox: Outbox) -> None:
+    person = make_person()
+    refused = await outbox.api(
+        CREATE,
+        {"input": {"name": "x", "prompt": "y", "cron": "@daily", "deliverTo": ["WEB"]}},
+        token=person.token,
+    )
+    assert refused.codes == ["BAD_USER_INPUT"]
+    assert "TELEGRAM" in refused.errors[0]["message"]  # type: ignore[index]
