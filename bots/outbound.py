@@ -1,7 +1,8 @@
 """Replies written through another door, sent to the session's Telegram chat by the worker.
 
 A question asked on the web in a Telegram session is answered there and in Telegram: the API
-writes a delivery row (graphql_api/core/deliveries.py) and the worker sends it with this.
+writes a delivery row (graphql_api/core/deliveries.py) and the worker sends it with this. The
+API uses only the targets, so aiogram is imported by the sender alone (a worker with a token).
 """
 
 from __future__ import annotations
@@ -10,22 +11,13 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramRetryAfter,
-)
-
 from graphql_api.core.channels import DeliveryPart, Send
 from graphql_api.core.db import Executor
 from graphql_api.core.deliveries import RetryLater, Undeliverable
 from graphql_api.core.models import SessionRow
-from graphql_api.core.settings import Settings
+from graphql_api.core.settings import Settings, SettingsError
 
 from . import links
-from .delivery import send_text
-from .dispatcher import build_bot
 
 NOT_LINKED = "the person's Telegram account is not linked (any more)"
 
@@ -46,6 +38,18 @@ async def private_chat_of(db: Executor, user_id: uuid.UUID) -> str | None:
 
 @contextlib.asynccontextmanager
 async def telegram_sender(settings: Settings) -> AsyncIterator[Send]:
+    if settings.telegram_bot_token is None:
+        raise SettingsError("TELEGRAM_BOT_TOKEN is not set")
+    from aiogram.exceptions import (
+        TelegramAPIError,
+        TelegramBadRequest,
+        TelegramForbiddenError,
+        TelegramRetryAfter,
+    )
+
+    from .delivery import send_text
+    from .dispatcher import build_bot
+
     bot = build_bot(settings)
 
     async def send(target: str, text: str) -> None:

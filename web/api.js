@@ -118,7 +118,9 @@ export const SESSION_FIELDS = `
   lastMessage { id role content createdAt }
 `;
 
-export const MESSAGE_FIELDS = "id role content createdAt";
+export const DELIVERY_FIELDS = "channel status attempts lastError sentAt";
+
+export const MESSAGE_FIELDS = `id role content createdAt via deliveries { ${DELIVERY_FIELDS} }`;
 
 export const SESSIONS_QUERY = `
 query Sessions($channel: Channel, $first: Int, $after: String) {
@@ -153,6 +155,14 @@ mutation SendMessage($input: SendMessageInput!) {
     session { ${SESSION_FIELDS} }
     userMessage { ${MESSAGE_FIELDS} }
     reply { ${MESSAGE_FIELDS} }
+  }
+}`;
+
+/** One message's deliveries, re-read while one is still being sent (they change without events). */
+export const MESSAGE_DELIVERIES_QUERY = `
+query MessageDeliveries($id: ID!) {
+  node(id: $id) {
+    ... on ChatMessage { id deliveries { ${DELIVERY_FIELDS} } }
   }
 }`;
 

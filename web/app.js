@@ -66,7 +66,7 @@ function start() {
       form: byId("composer-form"),
       composer: byId("composer"),
       send: byId("send"),
-      readOnlyNote: byId("read-only-note"),
+      composerHint: byId("composer-hint"),
     },
     {
       onSessionChanged: (session) => list.bringToTop(session),

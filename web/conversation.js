@@ -1,9 +1,10 @@
 // The message panel and the composer: one open session (or a new one), its history paged
-// backwards from the server, sending messages in web sessions, and live updates: new messages,
-// the reply as it is written, read marks.
+// backwards from the server, sending messages in any session (web, Telegram, scheduled), live
+// updates (new messages, the reply as it is written, read marks) and where replies were delivered.
 
 import {
   MARK_SESSION_READ_MUTATION,
+  MESSAGE_DELIVERIES_QUERY,
   OLDER_MESSAGES_QUERY,
   SEND_MESSAGE_MUTATION,
   SESSION_QUERY,
@@ -24,10 +25,19 @@ import { renderMarkdown } from "./markdown.js";
 
 const PAGE_SIZE = 30;
 
-const READ_ONLY_NOTES = {
-  telegram: "Telegram sessions are read-only here: reply in the Telegram chat.",
-  scheduled: "Scheduled runs are read-only: their messages come from the schedule.",
+// A hint above the composer in sessions of other channels (a web session needs none).
+const COMPOSER_HINTS = {
+  telegram: "Replies here are also sent to your Telegram chat.",
+  scheduled: "Writing here continues this scheduled run's conversation.",
 };
+
+// "via web": the door a message came in by, shown when it is not the session's own channel.
+const VIA_LABELS = { web: "via web", telegram: "via Telegram", scheduled: "via schedule" };
+const DELIVERY_TARGETS = { web: "the web app", telegram: "Telegram", scheduled: "the schedule" };
+
+// Deliveries change without a live event: a pending one is re-read every few seconds, a while.
+const DELIVERY_POLL_MS = 2500;
+const DELIVERY_POLL_TIMES = 10;
 
 export class Conversation {
   /**
@@ -43,6 +53,7 @@ export class Conversation {
     this.live = live;
     this.generation = 0; // bumped whenever another session opens: late answers are dropped
     this.unfollow = null;
+    this.polls = new Map(); // message id -> timer: deliveries being re-read
     this.reset(null);
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && this.unreadShown) this.markRead();
@@ -58,6 +69,8 @@ export class Conversation {
 
   reset(sessionId) {
     this.generation += 1;
+    for (const timer of this.polls.values()) clearTimeout(timer);
+    this.polls.clear();
     if (this.unfollow) this.unfollow();
     this.unfollow = null;
     this.cursor = null; // the newest message cursor shown: live events resume after it
@@ -212,6 +225,8 @@ export class Conversation {
     if (roleOf(message) === "assistant") {
       this.clearDraft();
       if (this.typing) this.typing.remove();
+      // Its delivery is queued just after the reply is stored: look again for it shortly.
+      if (this.expectsDelivery(message)) this.pollDeliveries(message.id, { expect: true });
     }
     this.renderDays();
     this.renderEmptyNote();
@@ -339,9 +354,15 @@ export class Conversation {
 
   // --- sending --------------------------------------------------------------------------------
 
+  /** Any session of the person's can be written in (the server runs an ordinary turn). */
   canWrite() {
     if (this.sessionId === null) return true;
-    return this.session !== null && channelOf(this.session) === "web";
+    return this.session !== null;
+  }
+
+  /** The open session's channel ("web" for a new session). */
+  channel() {
+    return this.session ? channelOf(this.session) : "web";
   }
 
   onComposerKey(event) {
@@ -358,7 +379,7 @@ export class Conversation {
     const clientMessageId =
       this.retry && this.retry.content === content ? this.retry.clientMessageId : newClientMessageId();
     const generation = this.generation;
-    const pending = this.renderMessage({ role: "USER", content, createdAt: null });
+    const pending = this.renderMessage({ role: "USER", content, createdAt: null, via: "WEB" });
     const typing = el("li", { class: "typing", "data-testid": "reply-pending" }, "Thinking…");
     this.els.list.append(pending, typing);
     this.pending = { node: pending, content };
@@ -423,6 +444,9 @@ export class Conversation {
     if (payload.reply && !this.shownIds.has(payload.reply.id)) {
       this.els.list.append(this.renderMessage(payload.reply));
       this.shownIds.add(payload.reply.id);
+    } else if (payload.reply) {
+      // Shown by its live event, maybe before its delivery was queued: show the one we got.
+      this.updateDeliveries(payload.reply.id, payload.reply.deliveries || []);
     }
     this.renderDays();
     this.renderHeader();
@@ -441,6 +465,21 @@ export class Conversation {
     const created = message.createdAt;
     const content = el("div", { class: "message-content" });
     content.append(renderMarkdown(message.content));
+    const via = message.via ? String(message.via).toLowerCase() : null;
+    const viaLabel =
+      via && via !== this.channel()
+        ? el(
+            "span",
+            { class: "message-via", "data-testid": "message-via", "data-via": via },
+            VIA_LABELS[via] || `via ${via}`,
+          )
+        : null;
+    const deliveries = el("span", { class: "message-deliveries" });
+    this.fillDeliveries(deliveries, message.deliveries || []);
+    if (message.id && (message.deliveries || []).some((d) => d.status === "PENDING")) {
+      this.pollDeliveries(message.id);
+    }
+    const meta = el("div", { class: "message-meta" }, viaLabel, deliveries);
     return el(
       "li",
       {
@@ -452,10 +491,107 @@ export class Conversation {
         title: created ? longTime(created) : "Sending…",
       },
       content,
+      meta,
       created
         ? el("time", { class: "visually-hidden", datetime: created }, longTime(created))
         : el("span", { class: "visually-hidden" }, "sending…"),
     );
+  }
+
+  /** "Sent to Telegram", "Sending to Telegram…", "Not delivered to Telegram: <why>" (as text). */
+  fillDeliveries(container, deliveries) {
+    container.replaceChildren(
+      ...deliveries.map((delivery) => {
+        const channel = String(delivery.channel).toLowerCase();
+        const status = String(delivery.status).toLowerCase();
+        const target = DELIVERY_TARGETS[channel] || channel;
+        let text;
+        let title = null;
+        if (status === "sent") {
+          text = `Sent to ${target}`;
+          title = delivery.sentAt ? longTime(delivery.sentAt) : null;
+        } else if (status === "failed") {
+          text = `Not delivered to ${target}: ${delivery.lastError || "unknown error"}`;
+        } else {
+          text = `Sending to ${target}…`;
+          if (delivery.attempts > 0 && delivery.lastError) title = `Retrying: ${delivery.lastError}`;
+        }
+        return el(
+          "span",
+          {
+            class: `message-delivery delivery-${status}`,
+            "data-testid": "message-delivery",
+            "data-channel": channel,
+            "data-status": status,
+            title,
+          },
+          text,
+        );
+      }),
+    );
+  }
+
+  /** Show a message's deliveries as they are now (and keep re-reading a pending one). */
+  updateDeliveries(messageId, deliveries) {
+    const node = this.messageNode(messageId);
+    if (!node) return;
+    const container = node.querySelector(".message-deliveries");
+    if (container) this.fillDeliveries(container, deliveries);
+    if (deliveries.some((d) => d.status === "PENDING")) this.pollDeliveries(messageId);
+  }
+
+  /** The shown bubble of a stored message, or null. */
+  messageNode(messageId) {
+    const id = CSS.escape(messageId);
+    return this.els.list.querySelector(`:scope > [data-testid="message"][data-message-id="${id}"]`);
+  }
+
+  /** A reply written here in another channel's session is delivered there too. */
+  expectsDelivery(message) {
+    const via = message.via ? String(message.via).toLowerCase() : null;
+    return (
+      this.channel() === "telegram" &&
+      via !== null &&
+      via !== "telegram" &&
+      !(message.deliveries || []).length
+    );
+  }
+
+  /**
+   * Re-read a message's deliveries every few seconds (at most DELIVERY_POLL_TIMES times) while
+   * one is pending, or (`expect`) while none is there yet.
+   */
+  pollDeliveries(messageId, { expect = false } = {}) {
+    if (this.polls.has(messageId)) return;
+    const generation = this.generation;
+    let times = 0;
+    const tick = async () => {
+      times += 1;
+      let deliveries = null;
+      try {
+        const data = await this.graphql(MESSAGE_DELIVERIES_QUERY, { id: messageId });
+        const found = data.node && data.node.deliveries;
+        deliveries = Array.isArray(found) ? found : null;
+      } catch {
+        // a missed look is only a stale label; the next one may work
+      }
+      if (generation !== this.generation) return;
+      if (deliveries !== null) {
+        const node = this.messageNode(messageId);
+        const container = node && node.querySelector(".message-deliveries");
+        if (container) this.fillDeliveries(container, deliveries);
+      }
+      const again =
+        deliveries === null ||
+        deliveries.some((d) => d.status === "PENDING") ||
+        (expect && deliveries.length === 0);
+      if (again && times < DELIVERY_POLL_TIMES) {
+        this.polls.set(messageId, setTimeout(tick, DELIVERY_POLL_MS));
+      } else {
+        this.polls.delete(messageId);
+      }
+    };
+    this.polls.set(messageId, setTimeout(tick, DELIVERY_POLL_MS));
   }
 
   /** A day separator above the first message of each day (a message being sent is today). */
@@ -493,19 +629,14 @@ export class Conversation {
 
   renderComposer() {
     const writable = this.canWrite() && !this.loading;
-    const { composer, send, readOnlyNote } = this.els;
+    const { composer, send, composerHint } = this.els;
     composer.disabled = !writable;
     send.disabled = !writable || this.sending;
     send.textContent = this.sending ? "Sending…" : "Send";
-    const channel = this.session ? channelOf(this.session) : "web";
-    const note = READ_ONLY_NOTES[channel];
-    readOnlyNote.textContent = note || "";
-    show(readOnlyNote, Boolean(note));
-    composer.placeholder = note
-      ? "Read-only session"
-      : this.sessionId === null
-        ? "Start a new session…"
-        : "Write a message…";
+    const hint = this.session ? COMPOSER_HINTS[this.channel()] : null;
+    composerHint.textContent = hint || "";
+    show(composerHint, Boolean(hint));
+    composer.placeholder = this.sessionId === null ? "Start a new session…" : "Write a message…";
   }
 
   renderLoadOlder() {

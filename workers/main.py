@@ -32,7 +32,7 @@ from .jobs import (
     execute_schedule_run,
     send_due_deliveries,
 )
-from .outbox import close_senders
+from .outbox import close_senders, open_senders
 
 if TYPE_CHECKING:
     from graphql_api.core.runtime import Resources
@@ -97,6 +97,7 @@ def build_worker(
     async def startup(ctx: dict[str, Any]) -> None:
         if on_connected is not None:
             on_connected()
+        await open_senders(ctx)
         if resources is not None:
             ctx["pool"], ctx["agent"] = resources.pool, resources.agent
             return
@@ -153,7 +154,8 @@ def build_worker(
             cron(
                 send_due_deliveries,
                 name=arq_queue.sweep_cron_name(queue),
-                second=set(range(0, 60, SWEEP_EVERY)),
+                # A burst worker (tests) sweeps at start-up and once a minute, as it claims.
+                second={0} if burst else set(range(0, 60, SWEEP_EVERY)),
                 unique=True,
                 run_at_startup=claim_at_startup,
                 timeout=CLAIM_TIMEOUT,

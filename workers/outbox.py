@@ -1,8 +1,10 @@
 """The worker's side of the outbox (graphql_api/core/deliveries.py): send one due delivery.
 
-Each channel's sender (DeliveryPart.sender) is opened once per worker, on first use, and
-closed with the worker. Sending is at least once: a worker killed between the Bot API call and
-`sent` leaves a claimed row whose lease expires, and the next sweep sends it again.
+Each channel's sender (DeliveryPart.sender) is opened once per worker, at its start-up, and
+closed with the worker; a channel whose sender cannot open (no bot token) fails its deliveries'
+attempts with that reason, so they are retried and then failed with it. Sending is at least
+once: a worker killed between the Bot API call and `sent` leaves a claimed row whose lease
+expires, and the next sweep sends it again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncpg
 from graphql_api.channels import installed_channels
 from graphql_api.core import deliveries
 from graphql_api.core.channels import Send
-from graphql_api.core.settings import Settings
+from graphql_api.core.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +46,32 @@ async def deliver(ctx: dict[str, Any], delivery_id: int) -> str:
     return "sent"
 
 
+async def open_senders(ctx: dict[str, Any]) -> None:
+    """Open every delivering channel's sender (the worker's start-up)."""
+    settings: Settings = ctx["settings"]
+    stack = ctx[SENDERS_STACK] = contextlib.AsyncExitStack()
+    senders: dict[str, Send | str] = {}
+    for channel in installed_channels():
+        if channel.delivery is None:
+            continue
+        try:
+            senders[channel.name] = await stack.enter_async_context(
+                channel.delivery().sender(settings)
+            )
+        except SettingsError as exc:
+            log.warning("the worker cannot send %s deliveries: %s", channel.name, exc)
+            senders[channel.name] = f"the worker cannot send through {channel.name}: {exc}"
+    ctx[SENDERS] = senders
+
+
 async def _sender(ctx: dict[str, Any], channel_name: str) -> Send:
-    senders: dict[str, Send] = ctx.setdefault(SENDERS, {})
-    if channel_name not in senders:
-        channel = next((c for c in installed_channels() if c.name == channel_name), None)
-        if channel is None or channel.delivery is None:
-            raise deliveries.Undeliverable(f"the {channel_name} channel sends nothing")
-        stack: contextlib.AsyncExitStack = ctx.setdefault(
-            SENDERS_STACK, contextlib.AsyncExitStack()
-        )
-        settings: Settings = ctx["settings"]
-        senders[channel_name] = await stack.enter_async_context(channel.delivery().sender(settings))
-    return senders[channel_name]
+    found = ctx.get(SENDERS, {}).get(channel_name)
+    if found is None:
+        raise deliveries.Undeliverable(f"the {channel_name} channel sends nothing")
+    if isinstance(found, str):  # its sender could not open: retried, then failed with this
+        raise RuntimeError(found)
+    send: Send = found
+    return send
 
 
 async def close_senders(ctx: dict[str, Any]) -> None:

@@ -11,6 +11,11 @@ from graphql_api.app import create_app
 from graphql_api.core.settings import Settings
 
 create_app(Settings.from_env({"JWT_SECRET": "x" * 32, "DATABASE_URL": "postgresql://h/db"}))
+# What sendMessage in a Telegram session uses: the channel's delivery targets.
+from graphql_api.channels import installed_channels
+
+[telegram] = [c for c in installed_channels() if c.name == "telegram"]
+assert telegram.delivery is not None and telegram.delivery().person_target is not None
 print(sorted(name for name in sys.modules if name.split(".")[0] == "aiogram"))
 """
 
