@@ -60,7 +60,6 @@ class OwnResources:
 
 
 CLAIM_TIMEOUT = 60.0
-DELIVER_TIMEOUT = 50.0  # under deliveries.CLAIM_LEASE, so a stuck send is not sent twice at once
 SWEEP_EVERY = 5  # seconds between outbox sweeps (due retries, rows the API could not queue)
 
 # Redis (or PostgreSQL at start) unreachable: the worker waits 0.5 s, 1 s, 2 s, 4 s, then 5 s
@@ -136,7 +135,8 @@ def build_worker(
             func(
                 deliver_message,
                 name=arq_queue.DELIVER_JOB,
-                timeout=DELIVER_TIMEOUT,
+                # Under the claim's lease: a stuck send ends before another worker may retry it.
+                timeout=0.8 * settings.delivery_lease_seconds,
                 max_tries=1,
                 keep_result=0,
             ),

@@ -29,7 +29,8 @@ SENDERS_STACK = "senders_stack"
 async def deliver(ctx: dict[str, Any], delivery_id: int) -> str:
     """Send one delivery if it is due; returns what became of it (for arq's log)."""
     pool: asyncpg.Pool = ctx["pool"]
-    claimed = await deliveries.claim(pool, delivery_id)
+    settings: Settings = ctx["settings"]
+    claimed = await deliveries.claim(pool, delivery_id, settings.delivery_lease_seconds)
     if claimed is None:
         return "not due"
     try:

@@ -2,10 +2,10 @@
 
 A delivery row is written when a reply must also reach another door (a question asked on the
 web in a Telegram session). The worker claims a due row (attempts + 1, and a lease: another
-worker skips it until CLAIM_LEASE passes), asks the channel to send it, and marks it sent; a
-failure is retried after a backoff (or the channel's own `retry_after`) until MAX_ATTEMPTS, then
-the row is failed with its last error. A worker killed mid-send leaves a claimed row whose lease
-expires: it is sent again (at least once).
+worker skips it until DELIVERY_LEASE_SECONDS pass), asks the channel to send it, and marks it
+sent; a failure is retried after a backoff (or the channel's own `retry_after`) until
+MAX_ATTEMPTS, then the row is failed with its last error. A worker killed mid-send leaves a
+claimed row whose lease expires: it is sent again (at least once).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from .models import content_of
 WAKE = "deliveries_wake"
 
 MAX_ATTEMPTS = 5
-CLAIM_LEASE = 60.0  # seconds a claimed delivery is left to its sender before another tries
 BACKOFF_BASE, BACKOFF_CAP = 2.0, 300.0
 
 
@@ -105,8 +104,9 @@ async def due(db: Executor, limit: int = 100) -> list[tuple[int, int]]:
     return [(r["id"], r["attempts"]) for r in records]
 
 
-async def claim(db: Executor, delivery_id: int) -> Claimed | None:
-    """Take a due delivery for one attempt; None if it is not due (sent, failed, or claimed)."""
+async def claim(db: Executor, delivery_id: int, lease: float) -> Claimed | None:
+    """Take a due delivery for one attempt, for `lease` seconds (DELIVERY_LEASE_SECONDS); None
+    if it is not due (sent, failed, or claimed by a sender whose lease has not expired)."""
     record = await db.fetchrow(
         """
         UPDATE message_deliveries d
@@ -118,7 +118,7 @@ async def claim(db: Executor, delivery_id: int) -> Claimed | None:
         RETURNING d.id, d.channel, d.target, d.attempts, m.message
         """,
         delivery_id,
-        CLAIM_LEASE,
+        lease,
     )
     if record is None:
         return None

@@ -119,6 +119,8 @@ class Settings:
     worker_queue: str = "arq:queue"
     schedule_max_attempts: int = 3
     schedule_retry_delay: float = 30.0
+    # The outbox: how long a worker's claim on a delivery lasts before another may send it again.
+    delivery_lease_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
@@ -163,6 +165,9 @@ class Settings:
             worker_queue=env.get("WORKER_QUEUE") or cls.worker_queue,
             schedule_max_attempts=_int(env, "SCHEDULE_MAX_ATTEMPTS", 3, minimum=1),
             schedule_retry_delay=_float(env, "SCHEDULE_RETRY_DELAY", cls.schedule_retry_delay),
+            delivery_lease_seconds=_float(
+                env, "DELIVERY_LEASE_SECONDS", cls.delivery_lease_seconds, minimum=1.0
+            ),
         )
 
     def require_database_url(self) -> str:
