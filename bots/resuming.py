@@ -28,7 +28,7 @@ async def _recent(pool: asyncpg.Pool, link: links.TelegramLink) -> list[tuple[Se
 
 
 def _name(row: SessionRow, first: str | None) -> str:
-    words = " ".join((first or "").split())
+    words = " ".join((row.title or first or "").split())
     if not words:
         return f"({row.agent_name}, no messages yet)"
     return words if len(words) <= FIRST_WORDS else words[: FIRST_WORDS - 1].rstrip() + "…"

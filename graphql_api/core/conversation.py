@@ -71,6 +71,10 @@ WITH stored AS (
     RETURNING {MESSAGE_COLUMNS}
 ), taken AS (
     {_TAKE_LEASE.format(holder="$5", lease="$6", condition="WHERE EXISTS (SELECT FROM stored)")}
+), titled AS (  -- a session's first message names it
+    UPDATE chat_sessions SET title = $8
+     WHERE session_id = $1 AND title IS NULL AND $8::text IS NOT NULL
+       AND EXISTS (SELECT FROM stored)
 )
 SELECT 'new' AS kind, EXISTS (SELECT FROM taken) AS locked, {MESSAGE_COLUMNS}
   FROM stored
@@ -169,6 +173,7 @@ async def run_turn(
             holder,
             lease,
             door,
+            sessions.title_from(content) if session.title is None else None,
         )
         rows = {r["kind"]: r for r in found}
         new = rows.get("new")

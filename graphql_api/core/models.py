@@ -36,6 +36,8 @@ class SessionRow:
     updated_at: datetime
     last_error: str | None
     last_error_at: datetime | None
+    title: str | None  # from the first message, or renameSession
+    archived_at: datetime | None
 
     @classmethod
     def from_record(cls, record: Any) -> SessionRow:

@@ -196,9 +196,11 @@ async def list_sessions(
     limit: int,
     channel: str | None = None,
     after: SessionKey | None = None,
+    archived: bool = False,
 ) -> list[SessionRow]:
-    """Up to `limit` sessions, newest activity first, strictly after the keyset position."""
-    conditions = ["user_id = $1"]
+    """Up to `limit` sessions, newest activity first, strictly after the keyset position: the
+    unarchived ones, or (`archived`) the archived ones."""
+    conditions = ["user_id = $1", f"archived_at IS {'NOT ' if archived else ''}NULL"]
     args: list[object] = [user_id]
     if channel is not None:
         args.append(channel)
@@ -212,6 +214,51 @@ async def list_sessions(
         f"ORDER BY updated_at DESC, id DESC LIMIT ${len(args)}"
     )
     return [SessionRow.from_record(r) for r in await db.fetch(sql, *args)]
+
+
+MAX_TITLE = 80
+
+
+def title_from(text: str) -> str | None:
+    """A title made of a message: its words, at most MAX_TITLE characters."""
+    words = " ".join(text.replace("\x00", "").split())
+    if len(words) > MAX_TITLE:
+        words = words[: MAX_TITLE - 1].rstrip() + "…"
+    return words or None
+
+
+def validate_title(title: str) -> str:
+    cleaned = title_from(title)
+    if cleaned is None or len(" ".join(title.split())) > MAX_TITLE:
+        raise BadInput(f"title must be 1-{MAX_TITLE} characters", field="title")
+    return cleaned
+
+
+async def rename_session(
+    db: Executor, user_id: uuid.UUID, session_id: str, title: str
+) -> SessionRow | None:
+    record = await db.fetchrow(
+        f"UPDATE chat_sessions SET title = $3 WHERE session_id = $1 AND user_id = $2 "
+        f"RETURNING {SESSION_COLUMNS}",
+        session_id,
+        user_id,
+        validate_title(title),
+    )
+    return SessionRow.from_record(record) if record else None
+
+
+async def set_archived(
+    db: Executor, user_id: uuid.UUID, session_id: str, archived: bool
+) -> SessionRow | None:
+    """Archive (or bring back) the person's session; archiving twice keeps the first moment."""
+    record = await db.fetchrow(
+        "UPDATE chat_sessions SET archived_at = CASE WHEN $3 THEN coalesce(archived_at, now()) "
+        f"END WHERE session_id = $1 AND user_id = $2 RETURNING {SESSION_COLUMNS}",
+        session_id,
+        user_id,
+        archived,
+    )
+    return SessionRow.from_record(record) if record else None
 
 
 MAX_ERROR_LENGTH = 500

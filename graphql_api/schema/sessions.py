@@ -65,6 +65,14 @@ async def _deliver_to_its_channel(info: Info, session: SessionRow, reply: Messag
         await wake(row.id)
 
 
+async def _set_archived(info: Info, session_id: str, archived: bool) -> ChatSession:
+    viewer = info.context.require_viewer()
+    row = await sessions.set_archived(info.context.pool, viewer.user_id, session_id, archived)
+    if row is None:
+        raise NotFound("no such session")
+    return ChatSession.from_row(row)
+
+
 @strawberry.type
 class SessionQuery:
     @strawberry.field(description="Any of the viewer's objects by its global id; null if none.")
@@ -74,22 +82,33 @@ class SessionQuery:
         except NotImplementedError:  # a type name like "Node" that has no nodes of its own
             return None
 
-    @strawberry.field(description="The viewer's sessions, newest activity first.")
+    @strawberry.field(
+        description="The viewer's sessions, newest activity first: the unarchived ones, or "
+        "with archived: true the archived ones."
+    )
     async def sessions(
         self,
         info: Info,
         channel: Channel | None = None,
         first: int | None = None,
         after: str | None = None,
+        archived: bool | None = False,
     ) -> ChatSessionConnection:
         viewer = info.context.require_viewer()
         limit = page_size(first, "first")
         channel_value = channel.value if channel else None
-        scope = (str(viewer.user_id), channel_value or "*")
+        scope: tuple[str, ...] = (str(viewer.user_id), channel_value or "*")
+        if archived:  # another list: its cursors are bound to it (the default's stay as they were)
+            scope += ("archived",)
         key = SessionKey(*SESSIONS.read(after, scope, "after")) if after is not None else None
         rows, has_more = window(
             await sessions.list_sessions(
-                info.context.pool, viewer.user_id, limit=limit + 1, channel=channel_value, after=key
+                info.context.pool,
+                viewer.user_id,
+                limit=limit + 1,
+                channel=channel_value,
+                after=key,
+                archived=bool(archived),
             ),
             limit,
         )
@@ -143,6 +162,17 @@ class SendMessageInput:
     )
 
 
+@strawberry.input
+class RenameSessionInput:
+    session_id: str
+    title: str = strawberry.field(description="1-80 characters.")
+
+
+@strawberry.input
+class ArchiveSessionInput:
+    session_id: str
+
+
 @strawberry.type
 class SendMessagePayload:
     session: ChatSession
@@ -178,6 +208,24 @@ class SessionMutation:
             reserved_prefixes=info.context.reserved_prefixes,
         )
         return ChatSession.from_row(row)
+
+    @strawberry.mutation(description="Name one of the viewer's sessions.")
+    async def rename_session(self, info: Info, input: RenameSessionInput) -> ChatSession:
+        viewer = info.context.require_viewer()
+        row = await sessions.rename_session(
+            info.context.pool, viewer.user_id, input.session_id, input.title
+        )
+        if row is None:
+            raise NotFound("no such session")
+        return ChatSession.from_row(row)
+
+    @strawberry.mutation(description="Move a session out of the default list (sessions).")
+    async def archive_session(self, info: Info, input: ArchiveSessionInput) -> ChatSession:
+        return await _set_archived(info, input.session_id, True)
+
+    @strawberry.mutation(description="Bring an archived session back into the default list.")
+    async def unarchive_session(self, info: Info, input: ArchiveSessionInput) -> ChatSession:
+        return await _set_archived(info, input.session_id, False)
 
     @strawberry.mutation(
         description="Send a message in one of the viewer's sessions, whatever its channel, and get "

@@ -186,6 +186,10 @@ class ChatSession(relay.Node):
         description="Why the last turn failed, if it did; cleared by the next successful turn."
     )
     last_error_at: datetime | None
+    title: str | None = strawberry.field(
+        description="From the session's first message (its first 80 characters), or renamed."
+    )
+    archived_at: datetime | None = strawberry.field(description="Null unless archived.")
 
     @classmethod
     def from_row(cls, row: SessionRow) -> ChatSession:
@@ -199,6 +203,8 @@ class ChatSession(relay.Node):
             updated_at=row.updated_at,
             last_error=row.last_error,
             last_error_at=row.last_error_at,
+            title=row.title,
+            archived_at=row.archived_at,
         )
 
     @strawberry.field(description="The newest message, or null for an empty session.")
