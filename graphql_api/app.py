@@ -29,8 +29,9 @@ from strawberry.types.unset import UNSET, UnsetType
 from .channels import installed_channels
 from .core.channels import Channel
 from .core.events import EventHub
-from .core.runtime import Resources, open_resources
+from .core.runtime import RESOURCES, Resources, open_resources
 from .core.settings import Settings, shipped_path
+from .export import export_routes
 from .limits import MAX_REQUEST_BYTES
 from .schema import build_schema
 from .schema.context import Context, authenticate
@@ -38,7 +39,6 @@ from .schema.context import Context, authenticate
 log = logging.getLogger(__name__)
 
 WEB_DIR = shipped_path("web")
-RESOURCES = "resources"  # the lifespan state's key for the shared Resources
 EVENTS = "events"  # ... and for the process's EventHub (graphql_api/schema/live.py)
 # WebSocket limits: subscriptions one connection may hold, connections one person may hold
 # (per API process), and how long a client has to send connection_init with its token.
@@ -182,6 +182,7 @@ def create_app(
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),  # subscriptions: graphql-transport-ws
     ]
+    routes.extend(export_routes())  # GET /export/...: a person's sessions as files
     for channel in running:
         routes.extend(channel.routes(settings))
     if Path(WEB_DIR).is_dir():

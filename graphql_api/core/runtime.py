@@ -20,6 +20,8 @@ from .db import create_pool
 from .settings import Settings
 from .tokens import TokenVerifier
 
+RESOURCES = "resources"  # the key of the Resources in the app's lifespan state (request.state)
+
 
 @dataclass
 class Resources:
