@@ -60,6 +60,8 @@ class OwnResources:
 
 
 CLAIM_TIMEOUT = 60.0
+# How often an idle worker asks Redis for jobs: a queued delivery waits half of it on average.
+POLL_DELAY = 0.1
 SWEEP_EVERY = 5  # seconds between outbox sweeps (due retries, rows the API could not queue)
 
 # Redis (or PostgreSQL at start) unreachable: the worker waits 0.5 s, 1 s, 2 s, 4 s, then 5 s
@@ -77,7 +79,7 @@ def build_worker(
     queue_name: str | None = None,
     claim_at_startup: bool = False,
     handle_signals: bool = True,
-    poll_delay: float = 0.5,
+    poll_delay: float = POLL_DELAY,
     on_connected: Callable[[], None] | None = None,
 ) -> Worker:
     """An arq Worker for scheduled runs.
