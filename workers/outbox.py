@@ -60,7 +60,7 @@ async def open_senders(ctx: dict[str, Any]) -> None:
                 channel.delivery().sender(settings)
             )
         except SettingsError as exc:
-            log.warning("the worker cannot send %s deliveries: %s", channel.name, exc)
+            log.info("the worker cannot send %s deliveries: %s", channel.name, exc)
             senders[channel.name] = f"the worker cannot send through {channel.name}: {exc}"
     ctx[SENDERS] = senders
 
