@@ -23,9 +23,12 @@ NOT_LINKED = "the person's Telegram account is not linked (any more)"
 
 
 async def chat_for(db: Executor, session: SessionRow) -> str | None:
-    """The session's chat, while its owner's Telegram account is still linked."""
+    """The session's chat, while it is the private chat of the Telegram account linked to the
+    session's owner now: after an unlink, or a link to another account, its replies go nowhere
+    (a private chat's id is its user's id)."""
     chat = links.chat_of_session(session.session_id)
-    if chat is None or await links.find_link_for_user(db, session.user_id) is None:
+    link = await links.find_link_for_user(db, session.user_id)
+    if chat is None or link is None or link.telegram_user_id != chat:
         return None
     return str(chat)
 

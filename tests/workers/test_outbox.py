@@ -255,3 +255,18 @@ async def test_deliver_to_takes_only_channels_that_deliver(outbox: Outbox) -> No
     )
     assert refused.codes == ["BAD_USER_INPUT"]
     assert "TELEGRAM" in refused.errors[0]["message"]  # type: ignore[index]
+
+
+async def test_a_session_of_a_formerly_linked_account_is_not_delivered_to_it(
+    outbox: Outbox,
+) -> None:
+    """Relinked to another Telegram account: the old account's chat gets nothing."""
+    person = make_person()
+    old_user, session_id = await telegram_conversation(outbox, person)
+    await outbox.api.ok("mutation { unlinkTelegram }", token=person.token)
+    await link(outbox.tg, outbox.api, TelegramUser(), person)  # another account, linked now
+    sent = await outbox.api.ok(SEND, {"s": session_id, "c": "who gets this?"}, token=person.token)
+    [delivery] = sent["sendMessage"]["reply"]["deliveries"]
+    assert delivery["status"] == "FAILED" and "not linked" in delivery["lastError"]
+    await outbox.workers.burst(EchoAgent())
+    assert all("who gets this" not in t for t in outbox.fake.texts_to(old_user.chat_id))
