@@ -106,14 +106,17 @@ async def test_a_telegram_session_is_listed_readable_and_writable(
     await expect(items).to_have_count(3)
 
 
-async def link_telegram(pool: asyncpg.Pool, user_id: uuid.UUID) -> None:
-    """The person's Telegram account, linked (as redeeming a link code does)."""
+async def link_telegram(pool: asyncpg.Pool, user_id: uuid.UUID) -> int:
+    """The person's Telegram account, linked (as redeeming a link code does); its user id,
+    which is also the id of its private chat with the bot."""
+    telegram_user_id = random.randint(10**9, 10**12)
     await pool.execute(
         "INSERT INTO telegram_links (telegram_user_id, user_id, telegram_username) "
         "VALUES ($1, $2, 'someone')",
-        random.randint(10**9, 10**12),
+        telegram_user_id,
         user_id,
     )
+    return telegram_user_id
 
 
 async def send_from_composer(page: Any, text: str, count: int) -> Any:
@@ -131,13 +134,13 @@ async def test_writing_in_a_telegram_session_from_the_web_delivers_the_reply_the
     page: Any, server_url: str, pool: asyncpg.Pool, artifacts: Path
 ) -> None:
     person = make_person()
-    await link_telegram(pool, person.user_id)
+    chat = await link_telegram(pool, person.user_id)
     session_id = await seed_session(
         pool,
         person.user_id,
         TELEGRAM,
         conversation(("Asked in Telegram", "Answered in Telegram")),
-        session_id="tg-4242-1",  # the chat the server delivers to
+        session_id=f"tg-{chat}-1",  # the linked account's private chat: where replies go
     )
     await page.goto(app_url(server_url, person.token, session_id))
     shown = page.get_by_test_id("message-list").get_by_test_id("message")
