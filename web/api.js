@@ -114,7 +114,7 @@ export function newClientMessageId() {
 // --- the documents --------------------------------------------------------------------------
 
 export const SESSION_FIELDS = `
-  sessionId channel agentName isActive updatedAt lastError unreadCount
+  sessionId channel agentName title isActive updatedAt lastError unreadCount
   lastMessage { id role content createdAt }
 `;
 

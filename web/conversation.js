@@ -621,7 +621,8 @@ export class Conversation {
     } else {
       const channel = channelOf(this.session);
       badge.append(channelBadge(channel));
-      title.textContent = `${CHANNEL_LABELS[channel] || channel} session · ${this.session.agentName}`;
+      title.textContent =
+        this.session.title || `${CHANNEL_LABELS[channel] || channel} session · ${this.session.agentName}`;
       const running = channel === "scheduled" && this.session.isActive ? " · running" : "";
       meta.textContent = this.session.sessionId + running;
     }

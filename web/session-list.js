@@ -243,7 +243,8 @@ export class SessionList {
         "span",
         { class: "session-top" },
         channelBadge(channel),
-        el("span", { class: "session-agent" }, session.agentName),
+        // Named by its first message (or renamed); untitled ones show their agent.
+        el("span", { class: "session-agent" }, session.title || session.agentName),
         channel === "scheduled" && session.isActive ? el("span", { class: "pill" }, "running") : null,
         timeElement(session.updatedAt, "session-time"),
       ),

@@ -392,3 +392,15 @@ async def test_an_empty_session_catches_up_after_a_drop(
         "[assistant] You said: Sent after (message 2 in this session)",
     ]
     assert proxy.message_subscriptions()[-1]["variables"]["after"] is not None
+
+
+async def test_a_session_is_shown_by_its_title(page: Any, server_url: str) -> None:
+    """The first message names the session in the list and the header (text, never markup)."""
+    person = make_person()
+    await page.goto(app_url(server_url, person.token))
+    await page.get_by_test_id("composer").fill("Plan <b>a</b> trip to Lisbon")
+    await page.get_by_test_id("composer").press("Enter")
+    items = page.get_by_test_id("session-list").get_by_test_id("session-item")
+    await expect(items).to_have_count(1)
+    await expect(items.first).to_contain_text("Plan <b>a</b> trip to Lisbon")
+    await expect(page.locator("#conversation-title")).to_have_text("Plan <b>a</b> trip to Lisbon")
