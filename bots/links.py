@@ -422,25 +422,19 @@ async def start_new_session(
             seen = await _handled(conn, telegram_chat_id, message_id, user_id)
             assert seen is not None
             return seen
-        await conn.execute(
-            """
-            INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (telegram_chat_id, user_id) DO UPDATE
-               SET session_id = EXCLUDED.session_id, telegram_user_id = EXCLUDED.telegram_user_id,
-                   started_at = now()
-            """,
-            telegram_chat_id,
-            user_id,
-            telegram_user_id,
-            new_id,
+        await set_current_session(
+            conn,
+            telegram_chat_id=telegram_chat_id,
+            telegram_user_id=telegram_user_id,
+            user_id=user_id,
+            session_id=new_id,
         )
         if previous is not None and previous != new_id:
             await sessions.set_active(conn, previous, False)
     return HandledMessage(new_id, first_time=True, done=False)
 
 
-async def resume_session(
+async def set_current_session(
     db: Executor,
     *,
     telegram_chat_id: int,
@@ -449,7 +443,7 @@ async def resume_session(
     session_id: str,
 ) -> None:
     """Make one of the person's sessions, of any channel, the chat's current one: the chat's
-    next messages are turns in it (a web conversation continues in Telegram)."""
+    next messages are turns in it (/new's fresh session; /resume's web conversation)."""
     await db.execute(
         """
         INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id)

@@ -60,7 +60,7 @@ async def resume(message: Message, command: CommandObject, pool: asyncpg.Pool) -
         await message.answer(texts.RESUME_HOW.format(count=len(recent)))
         return
     row, name = recent[int(arg) - 1]
-    await links.resume_session(
+    await links.set_current_session(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,

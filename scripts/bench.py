@@ -68,6 +68,15 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
+async def wait_until_healthy(client: httpx.AsyncClient, tries: int = 300) -> None:
+    """Until the server under test answers /healthz (it may still be importing)."""
+    for _ in range(tries):
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        await asyncio.sleep(0.1)
+
+
 async def seed(url: str, person: uuid.UUID) -> dict[str, str]:
     conn = await asyncpg.connect(url)
     try:
@@ -151,11 +160,7 @@ async def run(server_url: str, args: argparse.Namespace) -> None:
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         ) as client:
-            for _ in range(100):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+            await wait_until_healthy(client)
             print(
                 f"\n{args.requests} requests each, {args.concurrency} concurrent, one server process"
             )

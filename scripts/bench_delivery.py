@@ -40,7 +40,7 @@ from starlette.routing import Route
 from graphql_api.core.embedded import embedded_redis, free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from scripts.bench import postgres_server
+from scripts.bench import postgres_server, wait_until_healthy
 
 SECRET = "bench-" + secrets.token_hex(16)
 BOT_TOKEN = "123456:bench-token"  # noqa: S105 - the stand-in's, not a secret
@@ -133,11 +133,7 @@ async def run(server_url: str, redis_url: str, args: argparse.Namespace) -> None
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=30
         ) as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+            await wait_until_healthy(client)
             await wait_for_worker(redis_url, env["WORKER_QUEUE"])
             for n in range(args.messages):
                 variables = {"s": session_id, "c": f"message {n}"}

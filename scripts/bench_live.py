@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -37,7 +36,7 @@ import websockets
 from graphql_api.core.embedded import free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from scripts.bench import postgres_server
+from scripts.bench import postgres_server, wait_until_healthy
 
 SECRET = "bench-" + secrets.token_hex(16)
 SUBSCRIBE = (
@@ -140,11 +139,7 @@ async def run(server_url: str, args: argparse.Namespace) -> None:
             stderr=subprocess.DEVNULL,
         )
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+            await wait_until_healthy(client)
         before = resident_kib(process.pid)
         subscribers = [Subscriber(s, mint_token(SECRET, p)) for s, p in people]
         ws_url = f"ws://127.0.0.1:{port}/graphql"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import subprocess
@@ -27,7 +26,7 @@ import httpx
 from graphql_api.core.embedded import free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from scripts.bench import postgres_server
+from scripts.bench import postgres_server, wait_until_healthy
 
 SECRET = "bench-" + secrets.token_hex(16)
 SEND = "mutation($c: String!) { sendMessage(input: {content: $c}) { reply { content } } }"
@@ -64,11 +63,7 @@ async def run(server_url: str, args: argparse.Namespace) -> None:
             limits=httpx.Limits(max_connections=args.turns),
             timeout=300,
         ) as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+            await wait_until_healthy(client)
 
             async def one(n: int) -> bool:
                 answer = await client.post(
