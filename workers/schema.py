@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 
@@ -17,6 +16,7 @@ from strawberry.dataloader import DataLoader
 from graphql_api.core.errors import BadInput, DomainError, NotFound, ServiceUnavailable
 from graphql_api.core.models import SessionRow, parse_uuid
 from graphql_api.core.pagination import Keyset, page_size, window
+from graphql_api.schema.context import paged_loader
 from graphql_api.schema.types import (
     Channel,
     ChatSession,
@@ -36,19 +36,7 @@ RunPage = list[tuple[datetime, SessionRow]]
 
 def run_pages(pool: asyncpg.Pool) -> DataLoader[RunPageKey, RunPage]:
     """Pages of many schedules' runs in one query per page size."""
-
-    async def load(keys: Sequence[RunPageKey]) -> list[RunPage]:
-        by_limit: dict[int, list[runs.RunPageKey]] = defaultdict(list)
-        for schedule_id, before, limit in keys:
-            by_limit[limit].append((schedule_id, before))
-        found: dict[RunPageKey, RunPage] = {}
-        for limit, requests in by_limit.items():
-            pages = await runs.run_session_pages(pool, requests, limit)
-            for (schedule_id, before), page in pages.items():
-                found[(schedule_id, before, limit)] = page
-        return [found[key] for key in keys]
-
-    return DataLoader(load_fn=load)
+    return paged_loader(pool, runs.run_session_pages)
 
 
 @strawberry.enum

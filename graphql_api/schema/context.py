@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,24 +24,35 @@ K = TypeVar("K")
 V = TypeVar("V")
 LoaderFactory = Callable[[asyncpg.Pool], DataLoader[K, V]]
 
+A = TypeVar("A")
+B = TypeVar("B")
+P = TypeVar("P")
+PagesFetch = Callable[[asyncpg.Pool, list[tuple[A, B]], int], Awaitable[dict[tuple[A, B], P]]]
+
+
+def paged_loader(pool: asyncpg.Pool, fetch: PagesFetch[A, B, P]) -> DataLoader[tuple[A, B, int], P]:
+    """A loader of pages keyed (list, position, rows to fetch): `fetch` reads the pages of many
+    lists in one statement per page size."""
+
+    async def load(keys: Sequence[tuple[A, B, int]]) -> list[P]:
+        by_limit: dict[int, list[tuple[A, B]]] = defaultdict(list)
+        for owner, position, limit in keys:
+            by_limit[limit].append((owner, position))
+        found: dict[tuple[A, B, int], P] = {}
+        for limit, requests in by_limit.items():
+            for (owner, position), page in (await fetch(pool, requests, limit)).items():
+                found[(owner, position, limit)] = page
+        return [found[key] for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
 PageKey = tuple[str, int | None, int]  # (session_id, before message id or None, rows to fetch)
 
 
 def message_pages(pool: asyncpg.Pool) -> DataLoader[PageKey, list[MessageRow]]:
     """Pages of many sessions' histories in one query per page size."""
-
-    async def load(keys: Sequence[PageKey]) -> list[list[MessageRow]]:
-        by_limit: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
-        for session_id, before, limit in keys:
-            by_limit[limit].append((session_id, before))
-        found: dict[PageKey, list[MessageRow]] = {}
-        for limit, requests in by_limit.items():
-            pages = await messages.pages_before(pool, requests, limit)
-            for (session_id, before), page in pages.items():
-                found[(session_id, before, limit)] = page
-        return [found[key] for key in keys]
-
-    return DataLoader(load_fn=load)
+    return paged_loader(pool, messages.pages_before)
 
 
 def session_channels(pool: asyncpg.Pool) -> DataLoader[str, str]:
