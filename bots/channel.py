@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from graphql_api.core.channels import Channel, DeliveryPart, SchemaPart
+from graphql_api.core.channels import Channel, DeliveryPart, SchemaPart, WorkerPart
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -55,6 +55,12 @@ def _delivery() -> DeliveryPart:
     return telegram_delivery()
 
 
+def _worker() -> WorkerPart:
+    from .turns import telegram_worker
+
+    return telegram_worker()
+
+
 def telegram() -> Channel:
     return Channel(
         name=TELEGRAM,
@@ -65,5 +71,6 @@ def telegram() -> Channel:
         lifespan=_lifespan,
         check_settings=_check,
         delivery=_delivery,
+        worker=_worker,
         description="a Telegram bot: private chats, linked accounts, polling or a webhook",
     )

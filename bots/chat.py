@@ -1,30 +1,24 @@
 """A linked person's messages: each one is a turn in the chat's current session; /new.
 
 Each message is filed under the session it arrives in (links.file_message), so a
-redelivery goes there too, and once answered is not answered again.
+redelivery goes there too, and once answered is not answered again. Its turn is queued: the
+worker answers it (bots/turns.py).
 """
 
 from __future__ import annotations
 
 import asyncpg
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from graphql_api.core import conversation, sessions
-from graphql_api.core.agent import Agent
+from graphql_api.core import conversation, messages, sessions
 from graphql_api.core.settings import Settings
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
-from . import links, texts
+from . import links, texts, turns
 from .channel import TELEGRAM
-from .delivery import Draft, send_text, typing
 from .incoming import incoming_text
-
-
-def idempotency_key(message: Message) -> str:
-    """Stable across Telegram's redeliveries of the same message."""
-    return f"tg:{message.chat.id}:{message.message_id}"
 
 
 async def _link_of(message: Message, pool: asyncpg.Pool) -> links.TelegramLink | None:
@@ -55,25 +49,31 @@ async def new_session(message: Message, pool: asyncpg.Pool) -> None:
 
 
 async def chat(
-    message: Message, bot: Bot, pool: asyncpg.Pool, agent: Agent, settings: Settings
+    message: Message,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    queue_chat: turns.QueueChat | None,
 ) -> None:
+    """File the message, store it in its session and queue the chat's turn (bots/turns.py):
+    the worker answers it. Nothing here waits for the agent."""
     link = await _link_of(message, pool)
     if link is None:
         return
+    text = messages.validate_content(incoming_text(message) or "")
     filed = await links.file_message(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
         user_id=link.user_id,
         message_id=message.message_id,
+        text=text,
     )
     if filed.done:
-        return  # a redelivery of a message whose answer was delivered: nothing new
-    # The session is written once per message, by the turn; before it only when it must be
-    # created (or activated: a first-time message in it). Anything else (another person's id,
-    # another channel's) goes to the upsert, which refuses it.
+        return  # a redelivery of a message that was answered: nothing new
+    # The session is written only when it must be created (or activated: a first-time message
+    # in it). Anything else (another person's id, another channel's) goes to the upsert, which
+    # refuses it. A session of another channel is one the person resumed here (/resume).
     session = filed.session  # the person's session row, read as the message was filed
-    # A session of another channel is one the person resumed here (/resume): used as it is.
     if session is None or (
         session.channel == TELEGRAM and filed.first_time and not session.is_active
     ):
@@ -89,24 +89,15 @@ async def chat(
             ),
             default_agent_name=settings.default_agent_name,
         )
-    draft = Draft(bot, message.chat.id, draft_id=message.message_id)
-    async with typing(bot, message.chat.id):
-        turn = await conversation.run_turn(
-            pool,
-            agent,
-            session,
-            incoming_text(message) or "",
-            idempotency_key=idempotency_key(message),
-            agent_timeout=settings.agent_timeout,
-            on_progress=draft.show,
-            via=TELEGRAM,
-        )
-    if turn.reply is None:
-        # The message is stored and the failure recorded on the session by run_turn.
-        await message.answer(texts.AGENT_FAILED)
-        return
-    await send_text(bot, message.chat.id, turn.reply.content)
-    await _answered(message, pool)
+    await conversation.store_message(
+        pool,
+        session,
+        text,
+        idempotency_key=turns.idempotency_key(message.chat.id, message.message_id),
+        via=TELEGRAM,
+    )
+    if queue_chat is not None:  # without Redis, the worker's sweep finds it
+        await queue_chat(message.chat.id)
 
 
 async def _answered(message: Message, pool: asyncpg.Pool) -> None:

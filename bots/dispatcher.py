@@ -13,7 +13,7 @@ from aiogram.utils.token import TokenValidationError
 
 from graphql_api.core.settings import Settings, SettingsError
 
-from . import chat, errors, linking, resuming
+from . import chat, errors, linking, resuming, turns
 from .delivery import RetryAfter
 from .ordering import OneChatInOrder
 
@@ -47,7 +47,8 @@ def build_bot(settings: Settings, *, session: BaseSession | None = None) -> Bot:
 def build_dispatcher(resources: Resources) -> Dispatcher:
     """Routers in order: linking commands, /sessions and /resume, chat, then error handling.
 
-    Handlers get `pool`, `agent` and `settings` injected from the dispatcher's workflow data.
+    Handlers get `pool`, `agent`, `settings` and `queue_chat` (how a chat's turn is queued for
+    the worker) injected from the dispatcher's workflow data.
     Only private chats are served: a person's assistant is not a group member. One chat's
     updates are handled one at a time, in arrival order (see bots/ordering.py).
     """
@@ -55,6 +56,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
     dp["pool"] = resources.pool
     dp["agent"] = resources.agent
     dp["settings"] = resources.settings
+    dp["queue_chat"] = turns.chat_queue(resources.redis, resources.settings.worker_queue)
     dp.update.outer_middleware(OneChatInOrder(active=ACTIVE_UPDATES))
     dp.message.filter(F.chat.type == ChatType.PRIVATE)
     dp.include_routers(

@@ -320,19 +320,25 @@ async def _record(
     message_id: int,
     user_id: uuid.UUID,
     session_id: str,
+    text: str | None = None,
 ) -> bool:
     """File the message under the session; False if it was filed already (a concurrent copy).
-    The chat's records older than KEEP_HANDLED are pruned in the same statement."""
+    With `text` it is a turn, waiting for the worker from now (bots/turns.py). The chat's
+    answered records older than KEEP_HANDLED are pruned in the same statement."""
     inserted = await conn.fetchval(
         "WITH pruned AS (DELETE FROM telegram_messages "
-        "WHERE telegram_chat_id = $1 AND received_at < now() - $5::interval) "
-        "INSERT INTO telegram_messages (telegram_chat_id, message_id, user_id, session_id) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        "WHERE telegram_chat_id = $1 AND received_at < now() - $5::interval "
+        "AND (queued_at IS NULL OR answered_at IS NOT NULL)) "
+        "INSERT INTO telegram_messages "
+        "(telegram_chat_id, message_id, user_id, session_id, text, queued_at) "
+        "VALUES ($1, $2, $3, $4, $6, CASE WHEN $6::text IS NOT NULL THEN now() END) "
+        "ON CONFLICT DO NOTHING RETURNING true",
         telegram_chat_id,
         message_id,
         user_id,
         session_id,
         KEEP_HANDLED,
+        text,
     )
     return bool(inserted)
 
@@ -358,15 +364,18 @@ async def file_message(
     telegram_user_id: int,
     user_id: uuid.UUID,
     message_id: int,
+    text: str | None = None,
 ) -> HandledMessage:
     """The session a message belongs to: the chat's current one when it is first seen, and the
     same one on every redelivery, whatever /new did in between. With it, the person's session
-    row of that id, if there is one yet."""
+    row of that id, if there is one yet. `text`: the turn the worker is to answer."""
     async with pool.acquire() as conn:
         found = await conn.fetchrow(_WHERE_FILED, telegram_chat_id, message_id, user_id)
         assert found is not None  # the statement always yields its one row
         session = SessionRow.from_record(found) if found["id"] is not None else None
         if found["filed_session_id"] is not None:
+            if text is not None and not found["done"]:  # a turn not answered: it waits again
+                await _wait_again(conn, telegram_chat_id, message_id, text)
             return HandledMessage(
                 found["filed_session_id"], first_time=False, done=found["done"], session=session
             )
@@ -380,11 +389,21 @@ async def file_message(
                 message_id=message_id,
             )
             session = None
-        if await _record(conn, telegram_chat_id, message_id, user_id, session_id):
+        if await _record(conn, telegram_chat_id, message_id, user_id, session_id, text):
             return HandledMessage(session_id, first_time=True, done=False, session=session)
         seen = await _handled(conn, telegram_chat_id, message_id, user_id)
         assert seen is not None  # filed by a concurrent copy, committed before our insert saw it
         return seen
+
+
+async def _wait_again(conn: Connection, telegram_chat_id: int, message_id: int, text: str) -> None:
+    await conn.execute(
+        "UPDATE telegram_messages SET queued_at = coalesce(queued_at, now()), text = $3 "
+        "WHERE telegram_chat_id = $1 AND message_id = $2 AND answered_at IS NULL",
+        telegram_chat_id,
+        message_id,
+        text,
+    )
 
 
 async def mark_answered(db: Executor, *, telegram_chat_id: int, message_id: int) -> None:

@@ -1,8 +1,9 @@
 """One chat's updates are handled one at a time, in the order they arrived; other chats at once.
 
 aiogram runs every polled update as its own task, and a webhook serves requests concurrently, so
-without this two messages of one chat race: stored, answered and delivered in any order. Here
-each update waits for the chat's earlier ones to be handled (stored, answered, delivered).
+without this two messages of one chat race: filed and stored in any order. Here each update
+waits for the chat's earlier ones to be handled (filed, stored, queued); the worker then answers
+them in that order (bots/turns.py).
 """
 
 from __future__ import annotations

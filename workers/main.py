@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import asyncpg
 from arq.connections import RedisSettings
-from arq.cron import cron
-from arq.worker import Worker, func
+from arq.cron import CronJob, cron
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, Worker, func
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from graphql_api.channels import installed_channels
+from graphql_api.core import deliveries
 from graphql_api.core.agent import Agent, build_agent
+from graphql_api.core.channels import Job, WorkerPart
 from graphql_api.core.db import create_pool
 from graphql_api.core.settings import Settings
 
@@ -60,6 +66,9 @@ class OwnResources:
 
 
 CLAIM_TIMEOUT = 60.0
+CHANNEL_STATE = "channel_state"  # the exit stack of the channels' worker lifespans
+# Jobs at once. Most wait on an agent (a turn) or the Bot API, holding no connection meanwhile.
+MAX_JOBS = 64
 # How often an idle worker asks Redis for jobs: a queued delivery waits half of it on average.
 POLL_DELAY = 0.1
 SWEEP_EVERY = 5  # seconds between outbox sweeps (due retries, rows the API could not queue)
@@ -94,11 +103,16 @@ def build_worker(
     """
     queue = queue_name or settings.worker_queue
     policy = Policy.from_settings(settings)
+    parts = [channel.worker() for channel in installed_channels()]
 
     async def startup(ctx: dict[str, Any]) -> None:
         if on_connected is not None:
             on_connected()
         await open_senders(ctx)
+        ctx[deliveries.WAKE] = functools.partial(_wake, ctx)
+        stack = ctx[CHANNEL_STATE] = contextlib.AsyncExitStack()
+        for part in parts:
+            ctx.update(await stack.enter_async_context(part.lifespan(settings)))
         if resources is not None:
             ctx["pool"], ctx["agent"] = resources.pool, resources.agent
             return
@@ -112,6 +126,9 @@ def build_worker(
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await close_senders(ctx)
+        stack: contextlib.AsyncExitStack | None = ctx.pop(CHANNEL_STATE, None)
+        if stack is not None:
+            await stack.aclose()
         if ctx.pop("owns_resources", False):
             await ctx["agent"].aclose()
             await ctx["pool"].close()
@@ -143,6 +160,7 @@ def build_worker(
                 keep_result=0,
             ),
             func(send_due_deliveries, name=arq_queue.SWEEP_JOB, timeout=CLAIM_TIMEOUT, max_tries=1),
+            *channel_functions(parts, settings),
         ],
         cron_jobs=[
             cron(
@@ -162,6 +180,8 @@ def build_worker(
                 run_at_startup=claim_at_startup,
                 timeout=CLAIM_TIMEOUT,
             ),
+            # A burst worker (tests) runs the claim and the queued jobs, not the channels' sweeps.
+            *([] if burst else channel_crons(parts, queue)),
         ],
         queue_name=queue,
         redis_settings=redis_settings(settings.require_redis_url()),
@@ -170,8 +190,50 @@ def build_worker(
         on_shutdown=shutdown,
         handle_signals=handle_signals,
         poll_delay=poll_delay,
+        max_jobs=MAX_JOBS,
         ctx={"settings": settings, "policy": policy, "queue_name": queue},
     )
+
+
+def channel_functions(parts: list[WorkerPart], settings: Settings) -> list[Function]:
+    """The channels' jobs. Each is idempotent and decides its own retries (a sweep finds what a
+    failed run left): one try per job, no result kept, so its job id is free once it ends."""
+    return [
+        func(
+            _coroutine(job),
+            name=job.name,
+            timeout=job.timeout(settings),
+            max_tries=1,
+            keep_result=0,
+        )
+        for part in parts
+        for job in part.jobs
+    ]
+
+
+def channel_crons(parts: list[WorkerPart], queue: str) -> list[CronJob]:
+    """The channels' periodic jobs (sweeps)."""
+    return [
+        cron(
+            _coroutine(job),
+            name=f"cron:{job.name}:{queue}",  # cron job ids are global in Redis
+            second=set(range(0, 60, job.every)),
+            unique=True,
+            timeout=60.0,
+        )
+        for part in parts
+        for job in part.jobs
+        if job.every is not None
+    ]
+
+
+def _coroutine(job: Job) -> WorkerCoroutine:
+    return cast("WorkerCoroutine", job.function)  # (ctx, *args) -> awaitable, as arq calls it
+
+
+async def _wake(ctx: dict[str, Any], delivery_id: int) -> None:
+    """Queue a delivery the worker itself wrote (a Telegram turn's reply)."""
+    await arq_queue.enqueue_delivery(ctx["redis"], ctx["queue_name"], delivery_id)
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -272,9 +334,9 @@ async def keep_running(settings: Settings, resources: PoolAndAgent) -> None:
                 await asyncio.sleep(delay)
                 continue
             except BaseException:
-                await _stop(worker)
+                await stop_worker(worker)
                 raise
-            await _stop(worker)  # a burst Worker that found nothing to do
+            await stop_worker(worker)  # a burst Worker that found nothing to do
             return
     finally:
         for task in retiring:
@@ -311,7 +373,7 @@ async def _retire(worker: Worker) -> None:
             await redis.aclose()
 
 
-async def _stop(worker: Worker) -> None:
+async def stop_worker(worker: Worker) -> None:
     """Cancel running jobs (arq runs them again on the next start and the run rows resume
     them), wait for them to wind down, then close the worker's Redis pool."""
     for task in worker.tasks.values():

@@ -27,12 +27,26 @@ SENDERS_STACK = "senders_stack"
 
 
 async def deliver(ctx: dict[str, Any], delivery_id: int) -> str:
-    """Send one delivery if it is due; returns what became of it (for arq's log)."""
+    """Send a delivery if it is due, then the ones to the same address that waited behind it
+    (at most deliveries.IN_A_ROW); returns what became of the last (for arq's log)."""
     pool: asyncpg.Pool = ctx["pool"]
-    settings: Settings = ctx["settings"]
-    claimed = await deliveries.claim(pool, delivery_id, settings.delivery_lease_seconds)
-    if claimed is None:
-        return "not due"
+    outcome = "not due"
+    next_id: int | None = delivery_id
+    for _ in range(deliveries.IN_A_ROW):
+        if next_id is None:
+            break
+        claimed = await deliveries.claim(pool, next_id, ctx["settings"].delivery_lease_seconds)
+        if claimed is None:
+            break
+        outcome = await _attempt(ctx, claimed)
+        if outcome == "pending":  # to be retried: the later ones wait for it
+            break
+        next_id = await deliveries.next_in_line(pool, claimed)
+    return outcome
+
+
+async def _attempt(ctx: dict[str, Any], claimed: deliveries.Claimed) -> str:
+    pool: asyncpg.Pool = ctx["pool"]
     try:
         send = await _sender(ctx, claimed.channel)
         await send(claimed.target, claimed.text)
@@ -41,7 +55,7 @@ async def deliver(ctx: dict[str, Any], delivery_id: int) -> str:
     except deliveries.Undeliverable as refused:
         return await deliveries.failed_attempt(pool, claimed, str(refused), final=True)
     except Exception as exc:
-        log.warning("delivery %s through %s failed: %r", delivery_id, claimed.channel, exc)
+        log.warning("delivery %s through %s failed: %r", claimed.id, claimed.channel, exc)
         return await deliveries.failed_attempt(pool, claimed, _describe(exc))
     await deliveries.sent(pool, claimed.id)
     return "sent"

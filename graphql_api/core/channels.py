@@ -83,6 +83,35 @@ class DeliveryPart:
 
 
 @dataclass(frozen=True)
+class Job:
+    """A function the worker runs for a channel, `function(ctx, *args)`: queued by `name`, and
+    also every `every` seconds when set (a sweep that finds work a lost enqueue left behind).
+    It must be idempotent (it may run more than once) and finish within `timeout(settings)`."""
+
+    name: str
+    function: Callable[..., Awaitable[Any]]
+    timeout: Callable[[Settings], float]
+    every: int | None = None
+
+
+WorkerLifespan = Callable[["Settings"], AbstractAsyncContextManager[Mapping[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def no_worker_state(settings: Settings) -> AsyncIterator[Mapping[str, Any]]:
+    yield {}
+
+
+@dataclass(frozen=True)
+class WorkerPart:
+    """What a channel runs in the worker: its jobs, and a lifespan entered at the worker's start
+    whose state joins every job's ctx (a Bot API client)."""
+
+    jobs: tuple[Job, ...] = ()
+    lifespan: WorkerLifespan = no_worker_state
+
+
+@dataclass(frozen=True)
 class Channel:
     """One channel. Everything but `name` has a do-nothing default.
 
@@ -98,6 +127,7 @@ class Channel:
       refuses to start with one clear line.
     - `delivery()`: how replies written through another door reach this channel's sessions
       (None: they are only stored).
+    - `worker()`: the channel's jobs in the worker (Telegram's queued turns).
     """
 
     name: str
@@ -108,4 +138,5 @@ class Channel:
     lifespan: Lifespan = no_state
     check_settings: Callable[[Settings], None] = no_checks
     delivery: Callable[[], DeliveryPart] | None = None
+    worker: Callable[[], WorkerPart] = WorkerPart
     description: str = field(default="", compare=False)

@@ -120,7 +120,22 @@ SELECT r.id AS reply_id, r.message AS reply_message, r.created_at AS reply_creat
   LEFT JOIN touched t ON true
 """
 
-LEASE_MARGIN = 30.0  # seconds a lease outlives the agent's timeout (history read, the write)
+# A queued turn's message, stored when it arrives (run_turn with the same key answers it later).
+_STORE_WAITING = f"""
+WITH stored AS (
+    INSERT INTO chat_message_history (session_id, message, idempotency_key, via)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING {MESSAGE_COLUMNS}
+), titled AS (
+    UPDATE chat_sessions SET title = $5
+     WHERE session_id = $1 AND title IS NULL AND $5::text IS NOT NULL
+       AND EXISTS (SELECT FROM stored)
+)
+SELECT {MESSAGE_COLUMNS} FROM stored
+"""
+
+LEASE_MARGIN = 10.0  # seconds a lease outlives the agent's timeout (history read, the write)
 WAIT_FIRST, WAIT_MAX = 0.02, 0.5  # polling for a busy session's lease: back off to 0.5 s
 
 
@@ -220,6 +235,24 @@ async def run_turn(
     finally:
         if not ended:
             await pool.execute(_RELEASE, session_id, holder)
+
+
+async def store_message(
+    db: Executor, session: SessionRow, content: str, *, idempotency_key: str, via: str
+) -> MessageRow | None:
+    """Store a person's message whose turn runs later, elsewhere (a queued Telegram turn): it
+    is in the registry, and live, at once. run_turn with the same key then answers it. None: it
+    was stored before (a redelivery)."""
+    content = messages.validate_content(content)
+    record = await db.fetchrow(
+        _STORE_WAITING,
+        session.session_id,
+        langchain_message(Role.USER, content),
+        idempotency_key,
+        via,
+        sessions.title_from(content) if session.title is None else None,
+    )
+    return MessageRow.from_record(record) if record else None
 
 
 async def _wait_for_lease(

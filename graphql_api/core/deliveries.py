@@ -6,6 +6,10 @@ worker skips it until DELIVERY_LEASE_SECONDS pass), asks the channel to send it,
 sent; a failure is retried after a backoff (or the channel's own `retry_after`) until
 MAX_ATTEMPTS, then the row is failed with its last error. A worker killed mid-send leaves a
 claimed row whose lease expires: it is sent again (at least once).
+
+One address's deliveries (a Telegram chat) go out in the order they were written: a row is
+claimed only when no older one to the same target is pending, so a retry holds back the replies
+after it, and a row that finally failed lets them go.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .models import content_of
 WAKE = "deliveries_wake"
 
 MAX_ATTEMPTS = 5
+IN_A_ROW = 20  # one job sends at most this many of one address's deliveries, oldest first
 BACKOFF_BASE, BACKOFF_CAP = 2.0, 300.0
 
 
@@ -115,6 +120,9 @@ async def claim(db: Executor, delivery_id: int, lease: float) -> Claimed | None:
           FROM chat_message_history m
          WHERE d.id = $1 AND m.id = d.message_id
            AND d.status = 'pending' AND d.next_attempt_at <= now()
+           AND NOT EXISTS (SELECT FROM message_deliveries o
+                            WHERE o.channel = d.channel AND o.target = d.target
+                              AND o.status = 'pending' AND o.id < d.id)
         RETURNING d.id, d.channel, d.target, d.attempts, m.message
         """,
         delivery_id,
@@ -129,6 +137,17 @@ async def claim(db: Executor, delivery_id: int, lease: float) -> Claimed | None:
         content_of(record["message"]),
         record["attempts"],
     )
+
+
+async def next_in_line(db: Executor, claimed: Claimed) -> int | None:
+    """The oldest delivery still pending to the same address, after this one was settled."""
+    found: int | None = await db.fetchval(
+        "SELECT id FROM message_deliveries "
+        "WHERE channel = $1 AND target = $2 AND status = 'pending' ORDER BY id LIMIT 1",
+        claimed.channel,
+        claimed.target,
+    )
+    return found
 
 
 async def sent(db: Executor, delivery_id: int) -> None:

@@ -37,6 +37,7 @@ from bots.dispatcher import build_bot, build_dispatcher
 from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person, running_server
+from workers.main import build_worker, stop_worker
 
 BOT_ID = 4242
 BOT_TOKEN = f"{BOT_ID}:TEST-token-for-the-fake-bot-api"
@@ -272,25 +273,52 @@ class TelegramUser:
 
 
 def bot_settings(settings: Settings, **changes: Any) -> Settings:
+    """With the stand-in's token, and a worker queue of its own (see `answering`)."""
+    changes.setdefault("worker_queue", "us-test-bot:" + secrets.token_hex(6))
     return replace(settings, telegram_bot_token=Secret(BOT_TOKEN), **changes)
 
 
 class BotHarness:
-    """Feeds Update objects through the real Dispatcher, as polling or a webhook would."""
+    """Feeds Update objects through the real Dispatcher, as polling or a webhook would, with a
+    real arq worker answering the queued turns and sending the outbox to the same stand-in."""
 
-    def __init__(self, bot: Bot, dispatcher: Dispatcher, fake: FakeTelegram) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        dispatcher: Dispatcher,
+        fake: FakeTelegram,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        api_url: str,
+    ) -> None:
         self.bot = bot
         self.dispatcher = dispatcher
         self.fake = fake
+        self.pool = pool
+        self.settings = settings  # the bot's: its worker queue, TELEGRAM_API_BASE = api_url
+        self.api_url = api_url  # the stand-in over HTTP, for other processes
 
-    async def feed(self, raw: dict[str, Any]) -> Any:
+    async def feed(self, raw: dict[str, Any], *, settle: bool = True) -> Any:
         update = Update.model_validate(raw, context={"bot": self.bot})
-        return await self.dispatcher.feed_update(self.bot, update)
+        handled = await self.dispatcher.feed_update(self.bot, update)
+        chat = (raw.get("message") or {}).get("chat", {}).get("id")
+        if settle and chat is not None:
+            await self.settle(chat)
+        return handled
 
-    async def send(self, user: TelegramUser, text: str | None, **kwargs: Any) -> dict[str, Any]:
+    async def send(
+        self, user: TelegramUser, text: str | None, *, settle: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
         raw = user.update(text, **kwargs)
-        await self.feed(raw)
+        await self.feed(raw, settle=settle)
         return raw
+
+    async def settle(self, chat_id: int, timeout: float = 30.0) -> None:
+        """Wait until the worker has answered the chat's waiting turns and the outbox holds
+        nothing more for it."""
+        async with asyncio.timeout(timeout):
+            while await self.pool.fetchval(_BUSY, chat_id, str(chat_id)):
+                await asyncio.sleep(0.02)
 
     def texts_to(self, user: TelegramUser) -> list[str]:
         return self.fake.texts_to(user.chat_id)
@@ -301,15 +329,67 @@ class BotHarness:
         return texts[-1]
 
 
-def make_harness(settings: Settings, resources: Resources) -> BotHarness:
+_BUSY = """
+SELECT EXISTS (SELECT FROM telegram_messages WHERE telegram_chat_id = $1
+                  AND queued_at IS NOT NULL AND answered_at IS NULL)
+    OR EXISTS (SELECT FROM message_deliveries WHERE channel = 'telegram' AND target = $2
+                  AND status = 'pending')
+"""
+
+
+@contextlib.asynccontextmanager
+async def answering(settings: Settings, resources: Resources) -> AsyncIterator[None]:
+    """A real arq worker on `settings.worker_queue` (make it the test's own: bot_settings does)
+    answering the bot's queued turns and sending the outbox, with these resources' agent."""
+    worker = build_worker(
+        settings,
+        replace(resources, settings=settings),
+        queue_name=settings.worker_queue,
+        handle_signals=False,
+        poll_delay=0.02,
+    )
+    running = asyncio.create_task(worker.async_run())
+    try:
+        yield
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await stop_worker(worker)
+        await _forget_queue(resources, settings.worker_queue)
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    settings: Settings, resources: Resources, *, answers: bool = True
+) -> AsyncIterator[BotHarness]:
+    """The bot on the recording session, and (`answers`) a real arq worker whose Bot API client
+    reaches the same stand-in over HTTP."""
     fake = FakeTelegram()
-    bot = build_bot(bot_settings(settings), session=RecordingSession(fake))
-    return BotHarness(bot, build_dispatcher(resources), fake)
+    async with running_server(fake_bot_api_app(fake)) as url:
+        tuned = bot_settings(settings, telegram_api_base=url)
+        tuned_resources = replace(resources, settings=tuned)
+        bot = build_bot(tuned, session=RecordingSession(fake))
+        tg = BotHarness(bot, build_dispatcher(tuned_resources), fake, resources.pool, tuned, url)
+        if not answers:
+            yield tg
+            return
+        async with answering(tuned, tuned_resources):
+            yield tg
+
+
+async def _forget_queue(resources: Resources, queue: str) -> None:
+    redis = resources.redis
+    assert redis is not None
+    doomed = [key async for key in redis.scan_iter(match=f"*{queue}*", count=1000)]
+    if doomed:
+        await redis.delete(*doomed)
 
 
 @pytest.fixture
-def tg(settings: Settings, resources: Resources) -> BotHarness:
-    return make_harness(settings, resources)
+async def tg(settings: Settings, resources: Resources) -> AsyncIterator[BotHarness]:
+    async with harness(settings, resources) as bot:
+        yield bot
 
 
 # --- linking and looking ----------------------------------------------------------------------

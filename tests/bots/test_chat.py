@@ -16,7 +16,7 @@ from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person
 
-from .conftest import BotHarness, TelegramUser, history, link, make_harness, telegram_sessions
+from .conftest import BotHarness, TelegramUser, harness, history, link, telegram_sessions
 
 TELEGRAM_SESSIONS = """
 query {
@@ -203,19 +203,19 @@ async def test_when_the_agent_fails_the_message_is_kept_and_the_person_told(
     agent = OpenAICompatibleAgent(
         base_url=f"http://127.0.0.1:{free_port()}/v1", model="none", api_key=None, timeout=5
     )
-    failing = make_harness(settings, replace(resources, agent=agent))
-    user = TelegramUser()
-    try:
-        await link(failing, graphql, user, person)
-        await failing.send(user, "are you there?")
-    finally:
-        await agent.aclose()
+    async with harness(settings, replace(resources, agent=agent)) as failing:
+        user = TelegramUser()
+        try:
+            await link(failing, graphql, user, person)
+            await failing.send(user, "are you there?")
+        finally:
+            await agent.aclose()
 
-    assert failing.last_text_to(user) == texts.AGENT_FAILED
-    [session] = await telegram_sessions(pool, person.user_id)
-    assert await history(pool, session["session_id"]) == [("human", "are you there?")]
-    assert session["last_error"] is not None
-    assert "could not be reached" in session["last_error"]
+        assert failing.last_text_to(user) == texts.AGENT_FAILED
+        [session] = await telegram_sessions(pool, person.user_id)
+        assert await history(pool, session["session_id"]) == [("human", "are you there?")]
+        assert session["last_error"] is not None
+        assert "could not be reached" in session["last_error"]
 
 
 async def test_non_text_messages_and_group_chats(
@@ -247,32 +247,32 @@ async def test_non_text_messages_and_group_chats(
 async def test_a_streamed_reply_grows_as_a_draft_then_is_sent_as_a_message(
     settings: Settings, resources: Resources, graphql: GraphQLClient, person: Person
 ) -> None:
-    slow = make_harness(settings, replace(resources, agent=EchoAgent(word_delay=0.1)))
-    user = TelegramUser()
-    await link(slow, graphql, user, person)
-    words = "one two three four five six seven eight nine ten eleven twelve thirteen"
-    before = len(slow.fake.calls)
-    await slow.send(user, words)
+    async with harness(settings, replace(resources, agent=EchoAgent(word_delay=0.1))) as slow:
+        user = TelegramUser()
+        await link(slow, graphql, user, person)
+        words = "one two three four five six seven eight nine ten eleven twelve thirteen"
+        before = len(slow.fake.calls)
+        await slow.send(user, words)
 
-    calls = slow.fake.calls[before:]
-    drafts = [c.params["text"] for c in calls if c.method == "sendMessageDraft"]
-    final = slow.last_text_to(user)
-    assert len(drafts) >= 2, [c.method for c in calls]
-    assert all(final.startswith(d) and len(d) < len(final) for d in drafts)
-    assert all(len(a) < len(b) for a, b in itertools.pairwise(drafts))
-    assert calls[-1].method == "sendMessage"  # the reply itself is a normal message
+        calls = slow.fake.calls[before:]
+        drafts = [c.params["text"] for c in calls if c.method == "sendMessageDraft"]
+        final = slow.last_text_to(user)
+        assert len(drafts) >= 2, [c.method for c in calls]
+        assert all(final.startswith(d) and len(d) < len(final) for d in drafts)
+        assert all(len(a) < len(b) for a, b in itertools.pairwise(drafts))
+        assert calls[-1].method == "sendMessage"  # the reply itself is a normal message
 
 
 async def test_a_bot_api_without_drafts_still_gets_the_reply(
     settings: Settings, resources: Resources, graphql: GraphQLClient, person: Person
 ) -> None:
-    slow = make_harness(settings, replace(resources, agent=EchoAgent(word_delay=0.1)))
-    user = TelegramUser()
-    await link(slow, graphql, user, person)
-    slow.fake.fail_next("sendMessageDraft", status=400, description="Bad Request: not found")
-    before = len(slow.fake.calls)
-    await slow.send(user, "one two three four five six seven eight nine ten")
+    async with harness(settings, replace(resources, agent=EchoAgent(word_delay=0.1))) as slow:
+        user = TelegramUser()
+        await link(slow, graphql, user, person)
+        slow.fake.fail_next("sendMessageDraft", status=400, description="Bad Request: not found")
+        before = len(slow.fake.calls)
+        await slow.send(user, "one two three four five six seven eight nine ten")
 
-    methods = [c.method for c in slow.fake.calls[before:]]
-    assert methods.count("sendMessageDraft") == 1  # refused once, not tried again
-    assert slow.last_text_to(user).startswith(f"[{settings.default_agent_name}] You said: one")
+        methods = [c.method for c in slow.fake.calls[before:]]
+        assert methods.count("sendMessageDraft") == 1  # refused once, not tried again
+        assert slow.last_text_to(user).startswith(f"[{settings.default_agent_name}] You said: one")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 
 from bots import texts
@@ -55,9 +58,11 @@ async def test_flood_control_waits_as_told_and_sends_again(
     assert "You said: hello" in attempts[1].params["text"]
 
 
-async def test_a_long_flood_wait_drops_the_reply_without_breaking_the_dispatcher(
+async def test_a_long_flood_wait_holds_the_chats_replies_back_in_order(
     tg: BotHarness, graphql: GraphQLClient, person: Person, pool: asyncpg.Pool
 ) -> None:
+    """Told to wait an hour, the outbox waits an hour (no worker slot held meanwhile), and the
+    chat's next reply waits behind the first: they will arrive in order."""
     user = await linked_user(tg, graphql, person)
     tg.fake.fail_next(
         "sendMessage",
@@ -65,12 +70,48 @@ async def test_a_long_flood_wait_drops_the_reply_without_breaking_the_dispatcher
         description="Too Many Requests: retry after 3600",
         retry_after=3600,
     )
-    await tg.send(user, "first")  # handled: logged and dropped, no exception, no hour-long wait
-    await tg.send(user, "second")
+    sent_before = len(tg.texts_to(user))
+    await tg.send(user, "first", settle=False)
+    await tg.send(user, "second", settle=False)
+    await eventually(lambda: _both_answered(pool, user))
 
-    assert tg.last_text_to(user).endswith("You said: second (message 2 in this session)")
+    rows = await pool.fetch(
+        "SELECT d.status, d.attempts, d.last_error, d.next_attempt_at - now() AS wait "
+        "FROM message_deliveries d WHERE d.channel = 'telegram' AND d.target = $1 ORDER BY d.id",
+        str(user.chat_id),
+    )
+    first, second = rows
+    assert (first["status"], first["attempts"]) == ("pending", 1)
+    assert "flood control" in first["last_error"]
+    assert first["wait"].total_seconds() > 3500
+    assert (second["status"], second["attempts"]) == ("pending", 0)  # behind the first
+    assert len(tg.texts_to(user)) == sent_before + 1  # the one refused attempt, nothing else
     [session] = await telegram_sessions(pool, person.user_id)
-    assert [kind for kind, _ in await history(pool, session["session_id"])] == ["human", "ai"] * 2
+    stored = await history(pool, session["session_id"])
+    assert [text for kind, text in stored if kind == "human"] == ["first", "second"]
+    assert [kind for kind, _ in stored].count("ai") == 2
+    await pool.execute(  # let the harness settle
+        "UPDATE message_deliveries SET status = 'failed' WHERE target = $1", str(user.chat_id)
+    )
+
+
+async def _both_answered(pool: asyncpg.Pool, user: TelegramUser) -> bool:
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM telegram_messages WHERE telegram_chat_id = $1 "
+        "AND queued_at IS NOT NULL AND answered_at IS NULL",
+        user.chat_id,
+    )
+    attempted = await pool.fetchval(
+        "SELECT count(*) FROM message_deliveries WHERE target = $1 AND attempts > 0",
+        str(user.chat_id),
+    )
+    return waiting == 0 and attempted == 1
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
 
 
 async def test_flood_control_on_typing_is_not_waited_for(

@@ -23,11 +23,28 @@ from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person, make_person, running_server
 
-from .conftest import BotHarness, FakeTelegram, TelegramUser, bot_settings, history, link
+from .conftest import (
+    BotHarness,
+    FakeTelegram,
+    TelegramUser,
+    answering,
+    bot_settings,
+    harness,
+    history,
+    link,
+)
 
 ROUNDS = 5
 BURST = 5
 SECRET = "ordering-secret-0123456789abcdef"
+
+
+@pytest.fixture
+async def tg(settings: Settings, resources: Resources) -> AsyncIterator[BotHarness]:
+    """Only to link accounts: this module's tests answer with their own worker (`answering`),
+    and a second worker on the same database would take their deliveries to its own Bot API."""
+    async with harness(settings, resources, answers=False) as bot:
+        yield bot
 
 
 class SlowEcho(EchoAgent):
@@ -59,9 +76,17 @@ def expected_turns(texts: list[str], agent_name: str) -> list[tuple[str, str]]:
 async def assert_in_order(
     pool: asyncpg.Pool, user: TelegramUser, sent: list[str], delivered: list[str], agent_name: str
 ) -> None:
+    """Messages stored in Telegram's order, each answered in turn (the echo numbers them) after
+    it, and the answers delivered in that order. Messages that came while the agent was busy are
+    stored as they came, before the replies to earlier ones (a chat shows them so too)."""
     expected = expected_turns(sent, agent_name)
-    assert await history(pool, await session_of(pool, user)) == expected
-    assert delivered == [content for kind, content in expected if kind == "ai"]
+    stored = await history(pool, await session_of(pool, user))
+    replies = [content for kind, content in expected if kind == "ai"]
+    assert [c for kind, c in stored if kind == "human"] == sent
+    assert [c for kind, c in stored if kind == "ai"] == replies
+    for question, answer in zip(sent, replies, strict=True):
+        assert stored.index(("human", question)) < stored.index(("ai", answer))
+    assert delivered == replies
 
 
 async def test_a_polled_burst_from_one_chat_is_handled_in_order(
@@ -76,20 +101,19 @@ async def test_a_polled_burst_from_one_chat_is_handled_in_order(
     fake, api_url = fake_bot_api
     user = TelegramUser()
     await link(tg, graphql, user, person)
-    polling = asyncio.create_task(
-        polling_task(
-            bot_settings(settings, telegram_api_base=api_url), replace(resources, agent=SlowEcho())
-        )
-    )
+    polled = bot_settings(settings, telegram_api_base=api_url)
+    slow = replace(resources, agent=SlowEcho())
+    polling = asyncio.create_task(polling_task(polled, slow))
     sent: list[str] = []
     try:
-        for round_ in range(ROUNDS):
-            # Queued together, so they come back in one getUpdates answer, in update_id order.
-            burst = [f"round {round_}, message {i}" for i in range(BURST)]
-            for text in burst:
-                fake.queue_update(user.update(text))
-            sent += burst
-            await fake.wait_until(lambda n=len(sent): len(fake.texts_to(user.chat_id)) == n)
+        async with answering(polled, slow):
+            for round_ in range(ROUNDS):
+                # Queued together, so they come back in one getUpdates answer, in update_id order.
+                burst = [f"round {round_}, message {i}" for i in range(BURST)]
+                for text in burst:
+                    fake.queue_update(user.update(text))
+                sent += burst
+                await fake.wait_until(lambda n=len(sent): len(fake.texts_to(user.chat_id)) == n)
     finally:
         polling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -123,19 +147,17 @@ async def test_another_chat_is_not_held_up_by_a_busy_one(
 
     await link(tg, graphql, busy, person)
     await link(tg, graphql, other, make_person())
-    polling = asyncio.create_task(
-        polling_task(
-            bot_settings(settings, telegram_api_base=api_url),
-            replace(resources, agent=WaitsForBusy()),
-        )
-    )
+    polled = bot_settings(settings, telegram_api_base=api_url)
+    waiting = replace(resources, agent=WaitsForBusy())
+    polling = asyncio.create_task(polling_task(polled, waiting))
     try:
-        fake.queue_update(busy.update("busy"))
-        fake.queue_update(other.update("quick"))
-        await fake.wait_until(lambda: len(fake.texts_to(other.chat_id)) == 1)
-        assert fake.texts_to(busy.chat_id) == []
-        gate.set()
-        await fake.wait_until(lambda: len(fake.texts_to(busy.chat_id)) == 1)
+        async with answering(polled, waiting):
+            fake.queue_update(busy.update("busy"))
+            fake.queue_update(other.update("quick"))
+            await fake.wait_until(lambda: len(fake.texts_to(other.chat_id)) == 1)
+            assert fake.texts_to(busy.chat_id) == []
+            gate.set()
+            await fake.wait_until(lambda: len(fake.texts_to(busy.chat_id)) == 1)
     finally:
         gate.set()
         polling.cancel()
@@ -148,7 +170,7 @@ async def test_another_chat_is_not_held_up_by_a_busy_one(
 
 @pytest.fixture
 async def webhook_url(
-    settings: Settings, pool: asyncpg.Pool, fake_bot_api: tuple[FakeTelegram, str]
+    settings: Settings, resources: Resources, fake_bot_api: tuple[FakeTelegram, str]
 ) -> AsyncIterator[str]:
     _, api_url = fake_bot_api
     webhook_settings = bot_settings(
@@ -157,8 +179,11 @@ async def webhook_url(
         telegram_webhook_secret=Secret(SECRET),
         telegram_api_base=api_url,
     )
-    resources = Resources(settings=webhook_settings, pool=pool, agent=SlowEcho())
-    async with running_server(create_app(webhook_settings, resources)) as url:
+    slow = replace(resources, settings=webhook_settings, agent=SlowEcho())
+    async with (
+        answering(webhook_settings, slow),
+        running_server(create_app(webhook_settings, slow)) as url,
+    ):
         yield url
 
 
@@ -209,6 +234,7 @@ async def test_concurrent_webhook_requests_from_one_chat_are_handled_in_order(
             await post_in_order(webhook_url, [user.update(text) for text in burst]) == [200] * BURST
         )
         sent += burst
+    await fake.wait_until(lambda: len(fake.texts_to(user.chat_id)) == len(sent))
 
     await assert_in_order(
         pool, user, sent, fake.texts_to(user.chat_id), settings.default_agent_name

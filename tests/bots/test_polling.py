@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import asyncpg
@@ -19,11 +20,21 @@ from .conftest import (
     BotHarness,
     FakeTelegram,
     TelegramUser,
+    answering,
     bot_settings,
+    harness,
     history,
     link,
     telegram_sessions,
 )
+
+
+@pytest.fixture
+async def tg(settings: Settings, resources: Resources) -> AsyncIterator[BotHarness]:
+    """Only to link accounts: this module's tests answer with their own worker (`answering`),
+    and a second worker on the same database would take their deliveries to its own Bot API."""
+    async with harness(settings, resources, answers=False) as bot:
+        yield bot
 
 
 async def test_polling_answers_updates_and_removes_a_stale_webhook(
@@ -41,11 +52,11 @@ async def test_polling_answers_updates_and_removes_a_stale_webhook(
     await link(tg, graphql, user, person)
     fake.queue_update(user.update("polled hello"))
 
-    task = asyncio.create_task(
-        polling_task(bot_settings(settings, telegram_api_base=api_url), resources)
-    )
+    polled = bot_settings(settings, telegram_api_base=api_url)
+    task = asyncio.create_task(polling_task(polled, resources))
     try:
-        await fake.wait_until(lambda: bool(fake.texts_to(user.chat_id)))
+        async with answering(polled, resources):
+            await fake.wait_until(lambda: bool(fake.texts_to(user.chat_id)))
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -76,6 +87,7 @@ async def test_the_bot_command_needs_a_token_and_polling_mode(settings: Settings
 
 async def test_the_bot_command_polls_with_its_own_resources(
     settings: Settings,
+    resources: Resources,
     fake_bot_api: tuple[FakeTelegram, str],
     tg: BotHarness,
     graphql: GraphQLClient,
@@ -87,11 +99,11 @@ async def test_the_bot_command_polls_with_its_own_resources(
     await link(tg, graphql, user, person)
     fake.queue_update(user.update("hello, standalone bot"))
 
-    task = asyncio.create_task(
-        run_polling(bot_settings(settings, telegram_api_base=api_url), handle_signals=False)
-    )
+    polled = bot_settings(settings, telegram_api_base=api_url)
+    task = asyncio.create_task(run_polling(polled, handle_signals=False))
     try:
-        await fake.wait_until(lambda: bool(fake.texts_to(user.chat_id)))
+        async with answering(polled, resources):
+            await fake.wait_until(lambda: bool(fake.texts_to(user.chat_id)))
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

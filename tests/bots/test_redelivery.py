@@ -14,7 +14,7 @@ from graphql_api.core.runtime import Resources
 from graphql_api.core.settings import Settings
 from tests.conftest import GraphQLClient, Person, make_person
 
-from .conftest import BotHarness, TelegramUser, history, link, make_harness, telegram_sessions
+from .conftest import BotHarness, TelegramUser, harness, history, link, telegram_sessions
 
 
 class CountingEcho(EchoAgent):
@@ -43,32 +43,32 @@ async def test_a_message_redelivered_after_new_changes_nothing(
     pool: asyncpg.Pool,
 ) -> None:
     agent = CountingEcho()
-    tg = make_harness(settings, replace(resources, agent=agent))
-    user = TelegramUser()
-    await link(tg, graphql, user, person)
-    m = await tg.send(user, "M")
-    await tg.send(user, "/new")
+    async with harness(settings, replace(resources, agent=agent)) as tg:
+        user = TelegramUser()
+        await link(tg, graphql, user, person)
+        m = await tg.send(user, "M")
+        await tg.send(user, "/new")
 
-    await tg.feed(m)  # Telegram was not sure and sends M again
-    await tg.send(user, "after")
+        await tg.feed(m)  # Telegram was not sure and sends M again
+        await tg.send(user, "after")
 
-    old, new = await telegram_sessions(pool, person.user_id)
-    assert await history(pool, old["session_id"]) == [
-        ("human", "M"),
-        ("ai", said(settings, "M", 1)),
-    ]
-    assert await history(pool, new["session_id"]) == [
-        ("human", "after"),
-        ("ai", said(settings, "after", 1)),
-    ]
-    assert agent.calls == ["M", "after"]  # the agent was not asked about M again
-    # No second reply: the answer to M was delivered the first time.
-    assert tg.texts_to(user)[1:] == [
-        said(settings, "M", 1),
-        texts.NEW_SESSION,
-        said(settings, "after", 1),
-    ]
-    assert (old["is_active"], new["is_active"]) == (False, True)
+        old, new = await telegram_sessions(pool, person.user_id)
+        assert await history(pool, old["session_id"]) == [
+            ("human", "M"),
+            ("ai", said(settings, "M", 1)),
+        ]
+        assert await history(pool, new["session_id"]) == [
+            ("human", "after"),
+            ("ai", said(settings, "after", 1)),
+        ]
+        assert agent.calls == ["M", "after"]  # the agent was not asked about M again
+        # No second reply: the answer to M was delivered the first time.
+        assert tg.texts_to(user)[1:] == [
+            said(settings, "M", 1),
+            texts.NEW_SESSION,
+            said(settings, "after", 1),
+        ]
+        assert (old["is_active"], new["is_active"]) == (False, True)
 
 
 async def test_a_new_redelivered_after_a_later_new_does_not_go_back(
@@ -78,28 +78,28 @@ async def test_a_new_redelivered_after_a_later_new_does_not_go_back(
     person: Person,
     pool: asyncpg.Pool,
 ) -> None:
-    tg = make_harness(settings, resources)
-    user = TelegramUser()
-    await link(tg, graphql, user, person)
-    await tg.send(user, "one")
-    first_new = await tg.send(user, "/new")
-    await tg.send(user, "two")
-    await tg.send(user, "/new")
-    await tg.send(user, "three")
+    async with harness(settings, resources) as tg:
+        user = TelegramUser()
+        await link(tg, graphql, user, person)
+        await tg.send(user, "one")
+        first_new = await tg.send(user, "/new")
+        await tg.send(user, "two")
+        await tg.send(user, "/new")
+        await tg.send(user, "three")
 
-    await tg.feed(first_new)
-    await tg.send(user, "four")
+        await tg.feed(first_new)
+        await tg.send(user, "four")
 
-    sessions = await telegram_sessions(pool, person.user_id)
-    assert [
-        [c for k, c in await history(pool, s["session_id"]) if k == "human"] for s in sessions
-    ] == [
-        ["one"],
-        ["two"],
-        ["three", "four"],
-    ]
-    assert [s["is_active"] for s in sessions] == [False, False, True]
-    assert tg.texts_to(user).count(texts.NEW_SESSION) == 2
+        sessions = await telegram_sessions(pool, person.user_id)
+        assert [
+            [c for k, c in await history(pool, s["session_id"]) if k == "human"] for s in sessions
+        ] == [
+            ["one"],
+            ["two"],
+            ["three", "four"],
+        ]
+        assert [s["is_active"] for s in sessions] == [False, False, True]
+        assert tg.texts_to(user).count(texts.NEW_SESSION) == 2
 
 
 async def test_an_unanswered_message_redelivered_after_new_is_answered_where_it_was_stored(
@@ -110,29 +110,29 @@ async def test_an_unanswered_message_redelivered_after_new_is_answered_where_it_
     pool: asyncpg.Pool,
 ) -> None:
     agent = CountingEcho(failures=1)
-    tg = make_harness(settings, replace(resources, agent=agent))
-    user = TelegramUser()
-    await link(tg, graphql, user, person)
-    m = await tg.send(user, "M")
-    assert tg.last_text_to(user) == texts.AGENT_FAILED
-    await tg.send(user, "/new")
+    async with harness(settings, replace(resources, agent=agent)) as tg:
+        user = TelegramUser()
+        await link(tg, graphql, user, person)
+        m = await tg.send(user, "M")
+        assert tg.last_text_to(user) == texts.AGENT_FAILED
+        await tg.send(user, "/new")
 
-    await tg.feed(m)
-    assert tg.last_text_to(user) == said(settings, "M", 1)
-    await tg.send(user, "after")
+        await tg.feed(m)
+        assert tg.last_text_to(user) == said(settings, "M", 1)
+        await tg.send(user, "after")
 
-    old, new = await telegram_sessions(pool, person.user_id)
-    assert await history(pool, old["session_id"]) == [
-        ("human", "M"),
-        ("ai", said(settings, "M", 1)),
-    ]
-    assert await history(pool, new["session_id"]) == [
-        ("human", "after"),
-        ("ai", said(settings, "after", 1)),
-    ]
-    # Answering it late does not bring the old conversation back.
-    assert (old["is_active"], new["is_active"]) == (False, True)
-    assert agent.calls == ["M", "M", "after"]
+        old, new = await telegram_sessions(pool, person.user_id)
+        assert await history(pool, old["session_id"]) == [
+            ("human", "M"),
+            ("ai", said(settings, "M", 1)),
+        ]
+        assert await history(pool, new["session_id"]) == [
+            ("human", "after"),
+            ("ai", said(settings, "after", 1)),
+        ]
+        # Answering it late does not bring the old conversation back.
+        assert (old["is_active"], new["is_active"]) == (False, True)
+        assert agent.calls == ["M", "M", "after"]
 
 
 async def test_after_unlinking_and_linking_elsewhere_a_redelivery_is_left_alone(

@@ -31,8 +31,10 @@ from .conftest import (
     BotHarness,
     FakeTelegram,
     TelegramUser,
+    answering,
     bot_settings,
     fake_bot_api_app,
+    harness,
     history,
     link,
     telegram_sessions,
@@ -65,6 +67,14 @@ class Outage:
         ]
         await send({"type": "http.response.start", "status": 500, "headers": headers})
         await send({"type": "http.response.body", "body": BAD_GATEWAY_PAGE})
+
+
+@pytest.fixture
+async def tg(settings: Settings, resources: Resources) -> AsyncIterator[BotHarness]:
+    """Only to link accounts: this module's tests answer with their own worker (`answering`),
+    and a second worker on the same database would take their deliveries to its own Bot API."""
+    async with harness(settings, resources, answers=False) as bot:
+        yield bot
 
 
 @pytest.fixture
@@ -111,25 +121,25 @@ async def test_polling_rides_out_a_bot_api_answering_html(
     outage.on = True
     fake.queue_update(user.update("hello after the outage"))
 
-    task = asyncio.create_task(
-        polling_task(bot_settings(settings, telegram_api_base=api_url), resources, backoff=FAST)
-    )
+    polled = bot_settings(settings, telegram_api_base=api_url)
+    task = asyncio.create_task(polling_task(polled, resources, backoff=FAST))
     try:
-        # Start-up: refused again and again, and still trying.
-        await eventually(lambda: len(outage.refused) >= 5 or task.done())
-        assert not task.done(), task.exception()
-        outage.on = False
-        await eventually(lambda: bool(fake.texts_to(user.chat_id)) or task.done())
-        assert not task.done(), task.exception()
-        start_up_failures = len(outage.refused)
+        async with answering(polled, resources):
+            # Start-up: refused again and again, and still trying.
+            await eventually(lambda: len(outage.refused) >= 5 or task.done())
+            assert not task.done(), task.exception()
+            outage.on = False
+            await eventually(lambda: bool(fake.texts_to(user.chat_id)) or task.done())
+            assert not task.done(), task.exception()
+            start_up_failures = len(outage.refused)
 
-        # Polling: getUpdates refused for a while, then a new message is answered.
-        outage.on = True
-        await eventually(lambda: outage.refused[start_up_failures:].count("getUpdates") >= 3)
-        outage.on = False
-        fake.queue_update(user.update("hello after the second outage"))
-        await eventually(lambda: len(fake.texts_to(user.chat_id)) == 2 or task.done())
-        assert not task.done(), task.exception()
+            # Polling: getUpdates refused for a while, then a new message is answered.
+            outage.on = True
+            await eventually(lambda: outage.refused[start_up_failures:].count("getUpdates") >= 3)
+            outage.on = False
+            fake.queue_update(user.update("hello after the second outage"))
+            await eventually(lambda: len(fake.texts_to(user.chat_id)) == 2 or task.done())
+            assert not task.done(), task.exception()
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -167,6 +177,7 @@ async def test_polling_stops_on_a_refused_token_instead_of_retrying(
 
 async def test_the_api_serves_while_the_bot_api_fails_and_the_webhook_works_after(
     settings: Settings,
+    resources: Resources,
     pool: asyncpg.Pool,
     failing_bot_api: tuple[FakeTelegram, Outage, str],
     tg: BotHarness,
@@ -185,9 +196,12 @@ async def test_the_api_serves_while_the_bot_api_fails_and_the_webhook_works_afte
         telegram_webhook_secret=Secret(WEBHOOK_SECRET),
         telegram_api_base=api_url,
     )
-    resources = Resources(settings=webhook_settings, pool=pool, agent=EchoAgent())
+    resources = Resources(
+        settings=webhook_settings, pool=pool, agent=EchoAgent(), redis=resources.redis
+    )
 
     async with (
+        answering(webhook_settings, resources),
         running_server(create_app(webhook_settings, resources)) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as client,
     ):
@@ -209,6 +223,7 @@ async def test_the_api_serves_while_the_bot_api_fails_and_the_webhook_works_afte
             headers={SECRET_HEADER: WEBHOOK_SECRET},
         )
         assert response.status_code == 200
+        await eventually(lambda: bool(fake.texts_to(user.chat_id)))
 
     [session] = await telegram_sessions(pool, person.user_id)
     stored = await history(pool, session["session_id"])

@@ -21,7 +21,9 @@ from .conftest import (
     BotHarness,
     FakeTelegram,
     TelegramUser,
+    answering,
     bot_settings,
+    harness,
     history,
     link,
     telegram_sessions,
@@ -31,8 +33,16 @@ SECRET = "webhook-secret-0123456789abcdef"
 
 
 @pytest.fixture
+async def tg(settings: Settings, resources: Resources) -> AsyncIterator[BotHarness]:
+    """Only to link accounts: this module's tests answer with their own worker (`answering`),
+    and a second worker on the same database would take their deliveries to its own Bot API."""
+    async with harness(settings, resources, answers=False) as bot:
+        yield bot
+
+
+@pytest.fixture
 async def webhook(
-    settings: Settings, pool: asyncpg.Pool, fake_bot_api: tuple[FakeTelegram, str]
+    settings: Settings, resources: Resources, fake_bot_api: tuple[FakeTelegram, str]
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeTelegram]]:
     fake, api_url = fake_bot_api
     webhook_settings = bot_settings(
@@ -41,8 +51,9 @@ async def webhook(
         telegram_webhook_secret=Secret(SECRET),
         telegram_api_base=api_url,
     )
-    resources = Resources(settings=webhook_settings, pool=pool, agent=EchoAgent())
+    resources = replace(resources, settings=webhook_settings)
     async with (
+        answering(webhook_settings, resources),
         running_server(create_app(webhook_settings, resources)) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as client,
     ):
@@ -81,6 +92,7 @@ async def test_the_right_secret_gets_the_update_processed(
     )
 
     assert response.status_code == 200
+    await fake.wait_until(lambda: bool(fake.texts_to(user.chat_id)))
     [session] = await telegram_sessions(pool, person.user_id)
     stored = await history(pool, session["session_id"])
     assert stored[0] == ("human", "via the webhook")

@@ -329,36 +329,36 @@ async def test_a_telegram_message_appears_live(
 ) -> None:
     """Through the Telegram door: updates handled by the real bot dispatcher (as its webhook
     or polling would feed them) show up in the open app without a reload."""
-    from tests.bots.conftest import TelegramUser, link, make_harness
+    from tests.bots.conftest import TelegramUser, harness, link
 
     person = make_person()
     graphql = GraphQLClient(server_url)
-    tg = make_harness(settings, resources)
-    user = TelegramUser()
-    await link(tg, graphql, user, person)
-    await page.goto(app_url(server_url, person.token))
-    await expect(page.get_by_test_id("session-list-status")).to_contain_text("No sessions yet")
-    await page.wait_for_timeout(300)
+    async with harness(settings, resources) as tg:
+        user = TelegramUser()
+        await link(tg, graphql, user, person)
+        await page.goto(app_url(server_url, person.token))
+        await expect(page.get_by_test_id("session-list-status")).to_contain_text("No sessions yet")
+        await page.wait_for_timeout(300)
 
-    await tg.send(user, "Hello from **Telegram**")
-    item = page.get_by_test_id("session-item").first
-    await expect(item).to_have_attribute("data-channel", "telegram", timeout=LIVE_MS)
-    await expect(item.get_by_test_id("unread-badge")).to_have_text("1", timeout=LIVE_MS)
+        await tg.send(user, "Hello from **Telegram**")
+        item = page.get_by_test_id("session-item").first
+        await expect(item).to_have_attribute("data-channel", "telegram", timeout=LIVE_MS)
+        await expect(item.get_by_test_id("unread-badge")).to_have_text("1", timeout=LIVE_MS)
 
-    await item.locator("a").click()
-    shown = shown_messages(page)
-    await expect(shown).to_have_count(2)
-    await expect(shown.first.locator("strong")).to_have_text("Telegram")
-    await expect(item.get_by_test_id("unread-badge")).to_have_count(0)
-    await page.wait_for_timeout(300)
+        await item.locator("a").click()
+        shown = shown_messages(page)
+        await expect(shown).to_have_count(2)
+        await expect(shown.first.locator("strong")).to_have_text("Telegram")
+        await expect(item.get_by_test_id("unread-badge")).to_have_count(0)
+        await page.wait_for_timeout(300)
 
-    await tg.send(user, "And once more")
-    await expect(shown).to_have_count(4, timeout=LIVE_MS)
-    rows = await message_rows(page)
-    assert rows[2]["content"] == "And once more"
-    assert rows[3]["content"] == tg.last_text_to(user)
-    assert len({r["id"] for r in rows}) == 4
-    await expect(item.get_by_test_id("unread-badge")).to_have_count(0)
+        await tg.send(user, "And once more")
+        await expect(shown).to_have_count(4, timeout=LIVE_MS)
+        rows = await message_rows(page)
+        assert rows[2]["content"] == "And once more"
+        assert rows[3]["content"] == tg.last_text_to(user)
+        assert len({r["id"] for r in rows}) == 4
+        await expect(item.get_by_test_id("unread-badge")).to_have_count(0)
 
 
 async def test_an_empty_session_catches_up_after_a_drop(
