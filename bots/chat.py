@@ -7,18 +7,23 @@ worker answers it (bots/turns.py).
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
 from graphql_api.core import conversation, messages, sessions
+from graphql_api.core.errors import DomainError
 from graphql_api.core.settings import Settings
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
 from . import links, texts, turns
 from .channel import TELEGRAM
 from .incoming import incoming_text
+
+log = logging.getLogger(__name__)
 
 
 async def _link_of(message: Message, pool: asyncpg.Pool) -> links.TelegramLink | None:
@@ -73,6 +78,24 @@ async def chat(
     # The session is written only when it must be created (or activated: a first-time message
     # in it). Anything else (another person's id, another channel's) goes to the upsert, which
     # refuses it. A session of another channel is one the person resumed here (/resume).
+    try:
+        await _store(message, pool, settings, link, filed, text)
+    except (asyncpg.ForeignKeyViolationError, DomainError) as gone:
+        # Its session was deleted between filing and storing (the deletion marked it answered).
+        log.info("chat %s: message not stored, its session is gone (%s)", message.chat.id, gone)
+        return
+    if queue_chat is not None:  # without Redis, the worker's sweep finds it
+        await queue_chat(message.chat.id)
+
+
+async def _store(
+    message: Message,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    link: links.TelegramLink,
+    filed: links.HandledMessage,
+    text: str,
+) -> None:
     session = filed.session  # the person's session row, read as the message was filed
     if session is None or (
         session.channel == TELEGRAM and filed.first_time and not session.is_active
@@ -96,8 +119,6 @@ async def chat(
         idempotency_key=turns.idempotency_key(message.chat.id, message.message_id),
         via=TELEGRAM,
     )
-    if queue_chat is not None:  # without Redis, the worker's sweep finds it
-        await queue_chat(message.chat.id)
 
 
 async def _answered(message: Message, pool: asyncpg.Pool) -> None:

@@ -346,7 +346,8 @@ async def _record(
 # Where a message goes, in one statement: how it was filed before (if it was), the chat's
 # current session (if it has one), and the person's own session row of whichever applies.
 _WHERE_FILED = f"""
-SELECT m.session_id AS filed_session_id, m.answered_at IS NOT NULL OR m.user_id <> $3 AS done,
+SELECT m.message_id IS NOT NULL AS filed,  -- with no session_id once its session was deleted
+       m.session_id AS filed_session_id, m.answered_at IS NOT NULL OR m.user_id <> $3 AS done,
        c.session_id AS current_session_id,
        {", ".join("s." + c.strip() for c in SESSION_COLUMNS.split(","))}
   FROM (SELECT) AS one
@@ -373,7 +374,7 @@ async def file_message(
         found = await conn.fetchrow(_WHERE_FILED, telegram_chat_id, message_id, user_id)
         assert found is not None  # the statement always yields its one row
         session = SessionRow.from_record(found) if found["id"] is not None else None
-        if found["filed_session_id"] is not None:
+        if found["filed"]:  # a redelivery (of a deleted session's message: done, answered_at)
             if text is not None and not found["done"]:  # a turn not answered: it waits again
                 await _wait_again(conn, telegram_chat_id, message_id, text)
             return HandledMessage(

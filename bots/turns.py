@@ -29,6 +29,7 @@ import asyncpg
 
 from graphql_api.core import conversation, deliveries, sessions
 from graphql_api.core.channels import Job, WorkerPart
+from graphql_api.core.models import SessionRow
 from graphql_api.core.settings import Settings
 
 from . import links
@@ -165,30 +166,41 @@ async def answer_chat(ctx: dict[str, Any], telegram_chat_id: int) -> str:
 
 async def answer(ctx: dict[str, Any], waiting: Waiting) -> None:
     pool: asyncpg.Pool = ctx["pool"]
-    settings: Settings = ctx["settings"]
     bot: Bot | None = ctx.get(BOT)
     session = await sessions.get_session(pool, waiting.user_id, waiting.session_id)
     if session is None:  # deleted meanwhile (or never created): nothing to answer into
         await answered(pool, waiting)
         return
     chat = waiting.telegram_chat_id
-    async with _showing_work(bot, chat, waiting.message_id) as show:
-        turn = await conversation.run_turn(
-            pool,
-            ctx["agent"],
-            session,
-            waiting.text,
-            idempotency_key=idempotency_key(chat, waiting.message_id),
-            agent_timeout=settings.agent_timeout,
-            on_progress=show,
-            via=TELEGRAM,
-        )
+    try:
+        turn = await _turn(ctx, session, waiting, bot)
+    except asyncpg.ForeignKeyViolationError:  # the session was deleted mid-turn
+        log.info("chat %s: its session was deleted during the turn", chat)
+        await answered(pool, waiting)
+        return
     if turn.reply is None:
         await _tell_it_failed(bot, chat)
         await set_aside(pool, waiting)
         return
     await _deliver(ctx, turn.reply.id, waiting)
     await answered(pool, waiting)
+
+
+async def _turn(
+    ctx: dict[str, Any], session: SessionRow, waiting: Waiting, bot: Bot | None
+) -> conversation.TurnOutcome:
+    chat = waiting.telegram_chat_id
+    async with _showing_work(bot, chat, waiting.message_id) as show:
+        return await conversation.run_turn(
+            ctx["pool"],
+            ctx["agent"],
+            session,
+            waiting.text,
+            idempotency_key=idempotency_key(chat, waiting.message_id),
+            agent_timeout=ctx["settings"].agent_timeout,
+            on_progress=show,
+            via=TELEGRAM,
+        )
 
 
 async def _deliver(ctx: dict[str, Any], reply_id: int, waiting: Waiting) -> None:

@@ -30,6 +30,7 @@ from .channels import installed_channels
 from .core.channels import Channel
 from .core.events import EventHub
 from .core.runtime import RESOURCES, Resources, open_resources
+from .core.search import check_language as check_search_language
 from .core.settings import Settings, shipped_path
 from .export import export_routes
 from .limits import MAX_REQUEST_BYTES
@@ -166,6 +167,7 @@ def create_app(
             shared = resources
             if shared is None:
                 shared = await stack.enter_async_context(open_resources(settings))
+            await check_search_language(shared.pool, settings.search_language)
             hub = EventHub(settings.require_database_url(), shared.pool)
             await stack.enter_async_context(hub.running())
             state: dict[str, Any] = {RESOURCES: shared, EVENTS: hub}

@@ -67,6 +67,13 @@ def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     return run_dev(settings, host=args.host, port=args.port, seed=not args.no_seed)
 
 
+def _cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from .core.forgetting import retention_report
+
+    print(asyncio.run(retention_report(settings)))
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -95,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--no-seed", action="store_true", help="do not create the demo data")
 
+    commands.add_parser(
+        "retention", help="print the retention policy and the retention job's last run"
+    )
+
     token = commands.add_parser("token", help="print a signed JWT for local use")
     token.add_argument("--user", type=uuid.UUID, help="the user's uuid (sub)")
     token.add_argument(
@@ -113,6 +124,7 @@ _COMMANDS = {
     "bot": _cmd_bot,
     "dev": _cmd_dev,
     "token": _cmd_token,
+    "retention": _cmd_retention,
 }
 
 

@@ -22,6 +22,10 @@ EXECUTE_JOB = "execute_schedule_run"  # jobs.execute_schedule_run(schedule_id, s
 CLAIM_JOB = "claim_due_schedules"  # jobs.claim_due_schedules()
 DELIVER_JOB = "deliver_message"  # jobs.deliver_message(delivery_id): one outbox row
 SWEEP_JOB = "send_due_deliveries"  # jobs.send_due_deliveries(): every due outbox row
+RETENTION_JOB = "apply_retention"  # retention.apply_retention(): delete idle sessions
+RETENTION_FUNCTION = "workers.retention.apply_retention"  # arq imports it by this path
+RETENTION_MINUTE = 17  # of every hour: away from the top of the hour, when schedules are due
+RETENTION_TIMEOUT = 300.0  # seconds; above the job's own budget (retention.RETENTION_BUDGET)
 
 # How long the API waits for Redis to take one job before it answers SERVICE_UNAVAILABLE. The
 # API's Redis client has no socket timeouts of its own: without this bound an unreachable (not
@@ -55,6 +59,10 @@ def claim_cron_name(queue_name: str) -> str:
 
 def sweep_cron_name(queue_name: str) -> str:
     return f"cron:{SWEEP_JOB}:{queue_name}"
+
+
+def retention_cron_name(queue_name: str) -> str:
+    return f"cron:{RETENTION_JOB}:{queue_name}"
 
 
 async def enqueue_delivery(

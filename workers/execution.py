@@ -106,6 +106,9 @@ async def execute(
     except asyncio.CancelledError:  # shutdown: leave the run to be resumed, never active
         await asyncio.shield(_abandon(pool, schedule.id, slot, session_id))
         raise
+    except asyncpg.ForeignKeyViolationError:  # the person deleted the session mid-turn
+        log.info("schedule %s slot %s: its session was deleted during the turn", schedule.id, slot)
+        return Result.FAILED  # the deletion closed the run (migration 20250113000000)
     except Exception:
         log.exception("schedule %s slot %s failed unexpectedly", schedule.id, slot)
         reason = "the run failed unexpectedly"

@@ -159,6 +159,12 @@ def build_worker(
                 max_tries=1,
                 keep_result=0,
             ),
+            func(
+                arq_queue.RETENTION_FUNCTION,
+                name=arq_queue.RETENTION_JOB,
+                timeout=arq_queue.RETENTION_TIMEOUT,
+                max_tries=1,  # idempotent: the next hour's run carries on
+            ),
             func(send_due_deliveries, name=arq_queue.SWEEP_JOB, timeout=CLAIM_TIMEOUT, max_tries=1),
             *channel_functions(parts, settings),
         ],
@@ -170,6 +176,14 @@ def build_worker(
                 unique=True,
                 run_at_startup=claim_at_startup,
                 timeout=CLAIM_TIMEOUT,
+            ),
+            cron(
+                arq_queue.RETENTION_FUNCTION,
+                name=arq_queue.retention_cron_name(queue),
+                minute=arq_queue.RETENTION_MINUTE,
+                second=0,
+                unique=True,
+                timeout=arq_queue.RETENTION_TIMEOUT,
             ),
             cron(
                 send_due_deliveries,

@@ -343,7 +343,7 @@ async def claim_due(
     while True:
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, cron, timezone, session_mode FROM schedules "
+                "SELECT id, cron, timezone, session_mode, append_generation FROM schedules "
                 "WHERE enabled AND next_run_at <= $1 "
                 "ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
                 now,
@@ -362,7 +362,11 @@ async def claim_due(
                     broken.append(row["id"])
                     continue
                 dues.append(Slot(row["id"], slot))
-                session_ids.append(run_session_id(dues[-1], SessionMode(row["session_mode"])))
+                session_ids.append(
+                    run_session_id(
+                        dues[-1], SessionMode(row["session_mode"]), row["append_generation"]
+                    )
+                )
                 next_runs.append(next_run)
             ids = [due.schedule_id for due in dues]
             await conn.execute(

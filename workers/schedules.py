@@ -58,6 +58,7 @@ class ScheduleRow:
     updated_at: datetime
     session_mode: SessionMode = SessionMode.NEW_PER_RUN
     deliver_to: tuple[str, ...] = ()  # channel names each run's reply is also sent to
+    append_generation: int = 0  # APPEND: bumped when the person deletes the ongoing session
 
     @classmethod
     def from_record(cls, record: Any) -> ScheduleRow:
@@ -72,7 +73,7 @@ class ScheduleRow:
 
     def session_id_of(self, slot: datetime) -> str:
         """The session a run of this schedule at `slot` writes to."""
-        return run_session_id(Slot(self.id, slot), self.session_mode)
+        return run_session_id(Slot(self.id, slot), self.session_mode, self.append_generation)
 
 
 _FIELDS = (
@@ -92,6 +93,7 @@ _FIELDS = (
     "updated_at",
     "session_mode",
     "deliver_to",
+    "append_generation",
 )
 SCHEDULE_COLUMNS = ", ".join(_FIELDS)
 
@@ -473,9 +475,12 @@ class Slot:
         return f"{self.schedule_id}:{self.token}"
 
 
-def run_session_id(slot: Slot, mode: SessionMode) -> str:
+def run_session_id(slot: Slot, mode: SessionMode, generation: int = 0) -> str:
     """A run's session: the slot's own (`sched:<id>:<slot>`), or the schedule's one ongoing
-    session (`sched:<id>`) when its runs append (each run's turn still keyed by its slot)."""
+    session (`sched:<id>`) when its runs append (each run's turn still keyed by its slot). Once
+    the person deleted that session, the next one is `sched:<id>.<generation>` (the deletion
+    bumps the generation: SQL us_append_session_id, 20250113000000_delete_retention.sql)."""
     if mode is SessionMode.APPEND:
-        return f"{SESSION_ID_PREFIX}{slot.schedule_id}"
+        suffix = f".{generation}" if generation > 0 else ""
+        return f"{SESSION_ID_PREFIX}{slot.schedule_id}{suffix}"
     return slot.session_id

@@ -58,6 +58,7 @@ class SessionChanged:
     user_id: uuid.UUID
     session_id: str
     kind: str  # CREATED | UPDATED | DELETED
+    channel: str | None = None  # DELETED: the deleted session's channel (the row is gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ def parse(payload: str) -> Event | None:
             ids = data.get("ids")
             return MessagesAdded(data["s"], tuple(int(i) for i in ids) if ids else None)
         if kind == "s":
-            return SessionChanged(uuid.UUID(data["u"]), data["s"], data["e"])
+            return SessionChanged(uuid.UUID(data["u"]), data["s"], data["e"], data.get("c"))
         if kind == "p":
             return ReplyProgress(data["s"], data["t"])
         if kind == "f":

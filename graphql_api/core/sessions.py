@@ -51,7 +51,9 @@ def _owner_for(actor: Viewer, spec: SessionUpsert, reserved: tuple[str, ...]) ->
 
 _UPSERT = f"""
 INSERT INTO chat_sessions AS s (user_id, chat_id, session_id, channel, agent_name, is_active)
-VALUES ($1, coalesce($2, gen_random_uuid()), $3, $4, $5, coalesce($6, true))
+SELECT $1::uuid, coalesce($2::uuid, gen_random_uuid()), $3::text, $4::text, $5::text,
+       coalesce($6::boolean, true)
+ WHERE NOT EXISTS (SELECT FROM deleted_sessions d WHERE d.session_id = $3::text)
 ON CONFLICT (session_id) WHERE session_id IS NOT NULL DO UPDATE
    SET agent_name = coalesce($7, s.agent_name),
        is_active  = coalesce($6, s.is_active),
@@ -72,6 +74,16 @@ RETURNING {SESSION_COLUMNS}
 """
 
 NEW_SESSION_ID_MUST_BE_UUID = "a new session's id must be a uuid"
+
+
+class SessionDeleted(BadInput):
+    """The id is of a session that was deleted (deleteSession, retention): it is never used
+    again, so nothing stored later under it (a retry, a redelivery) brings its history back."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id} was deleted; its id cannot be used again", field="sessionId"
+        )
 
 
 def is_canonical_uuid(value: str) -> bool:
@@ -99,7 +111,9 @@ async def upsert_session(
     and so does a uuid that is someone else's (reachable only by knowing that id already), after
     the same two statements. Ids starting with one of `reserved_prefixes` (those the channels
     mint: `tg-`, `sched:`) are the service's alone: a person's web session under one would be
-    theirs first, and the channel's own upsert would then be refused.
+    theirs first, and the channel's own upsert would then be refused. A deleted session's id
+    (deleted_sessions) is refused to everyone, SessionDeleted (to a person only for their own;
+    someone else's deleted id reads like someone else's live one).
     """
     owner = _owner_for(actor, spec, reserved_prefixes)
     chat_id = uuid.uuid4()
@@ -134,11 +148,18 @@ async def upsert_session(
 async def _explain_refusal(db: Executor, actor: Viewer, session_id: str, owner: uuid.UUID) -> None:
     """Why the upsert wrote nothing. Only the owner's own rows are read for a person's answer,
     so it cannot depend on whether someone else has this id."""
-    own_channel = await db.fetchval(
-        "SELECT channel FROM chat_sessions WHERE session_id = $1 AND user_id = $2",
+    found = await db.fetchrow(
+        "SELECT (SELECT channel FROM chat_sessions WHERE session_id = $1 AND user_id = $2) "
+        "AS own_channel, (SELECT user_id = $2 OR $3 FROM deleted_sessions "
+        "WHERE session_id = $1) AS deleted",
         session_id,
         owner,
+        actor.is_service,
     )
+    assert found is not None  # the statement always yields its one row
+    own_channel = found["own_channel"]
+    if found["deleted"]:  # the owner's own deleted id (the service: anyone's)
+        raise SessionDeleted(session_id)
     if own_channel is not None:
         raise BadInput(
             f"session {session_id} is a {own_channel} session; its channel cannot change",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,33 @@ def _http_url(env: Mapping[str, str], name: str) -> str | None:
     return raw.rstrip("/")
 
 
+def _search_language(env: Mapping[str, str]) -> str:
+    """A text-search configuration's name (`english`, `pg_catalog.german`); lower case."""
+    raw = (env.get("SEARCH_LANGUAGE") or "").strip().lower()
+    if not raw:
+        return "english"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?", raw):
+        raise SettingsError(f"SEARCH_LANGUAGE must name a text-search configuration, not {raw!r}")
+    return raw
+
+
+RETENTION_CHANNELS = ("web", "telegram", "scheduled")  # RETENTION_DAYS_<CHANNEL>
+MAX_RETENTION_DAYS = 36_500
+
+
+def _retention(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """(channel, days) for each channel with a RETENTION_DAYS_<CHANNEL>; unset keeps all."""
+    policy = []
+    for channel in RETENTION_CHANNELS:
+        name = f"RETENTION_DAYS_{channel.upper()}"
+        if (env.get(name) or "").strip():
+            days = _int(env, name, 0, minimum=1)
+            if days > MAX_RETENTION_DAYS:
+                raise SettingsError(f"{name} must be at most {MAX_RETENTION_DAYS}, not {days}")
+            policy.append((channel, days))
+    return tuple(policy)
+
+
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:
     raw = env.get(name)
     return Secret(raw) if raw else None
@@ -121,6 +149,16 @@ class Settings:
     schedule_retry_delay: float = 30.0
     # The outbox: how long a worker's claim on a delivery lasts before another may send it again.
     delivery_lease_seconds: float = 60.0
+    # Search: the PostgreSQL text-search configuration (stemming, stop words). Must be the one
+    # the stored vectors were built with (search_settings); checked when the API starts.
+    search_language: str = "english"
+    # Retention: (channel, days) pairs; a session idle longer is deleted by the worker's job.
+    # A channel not listed keeps everything (RETENTION_DAYS_WEB/_TELEGRAM/_SCHEDULED unset).
+    retention: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def retention_policy(self) -> dict[str, int]:
+        return dict(self.retention)
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
@@ -168,6 +206,8 @@ class Settings:
             delivery_lease_seconds=_float(
                 env, "DELIVERY_LEASE_SECONDS", cls.delivery_lease_seconds, minimum=1.0
             ),
+            search_language=_search_language(env),
+            retention=_retention(env),
         )
 
     def require_database_url(self) -> str:

@@ -25,6 +25,7 @@ from .limits import (
     ProductionDocumentLimitsRule,
 )
 from .live import LiveMutation, LiveSubscription
+from .search import SEARCH
 from .sessions import SessionMutation, SessionQuery
 from .types import ChatMessage, ChatSession
 
@@ -58,7 +59,7 @@ def build_schema(channels: Iterable[Channel], *, dev_tools: bool = True) -> stra
     ]
     if not dev_tools:
         extensions.append(DisableIntrospection)
-    parts = [SESSIONS, LIVE, *(channel.schema() for channel in channels)]
+    parts = [SESSIONS, LIVE, SEARCH, *(channel.schema() for channel in channels)]
     subscriptions = tuple(p.subscription for p in parts if p.subscription)
     return Schema(
         query=merge_types("Query", tuple(p.query for p in parts if p.query)),

@@ -108,6 +108,12 @@ class LiveSubscription:
             async for event in _until_expiry(viewer, inbox):
                 if not isinstance(event, events.SessionChanged):
                     continue
+                if event.kind == SessionEventKind.DELETED.value:  # the hub sends the owner's only
+                    if channel is None or event.channel == channel.value:
+                        yield SessionEvent(
+                            kind=SessionEventKind.DELETED, session_id=event.session_id, session=None
+                        )
+                    continue
                 row = await sessions.get_session(info.context.pool, user_id, event.session_id)
                 if row is None or (channel is not None and row.channel != channel.value):
                     continue
@@ -219,5 +225,8 @@ class LiveMutation:
             if input.up_to is not None
             else None
         )
-        await reads.mark_read(pool, viewer.user_id, row.session_id, up_to)
+        try:
+            await reads.mark_read(pool, viewer.user_id, row.session_id, up_to)
+        except asyncpg.ForeignKeyViolationError:  # deleted meanwhile: no mark is kept
+            raise NotFound("no such session") from None
         return ChatSession.from_row(row)

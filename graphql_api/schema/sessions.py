@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import asyncpg
 import strawberry
 from strawberry import relay
 
-from ..core import conversation, deliveries, sessions
+from ..core import conversation, deliveries, forgetting, sessions
 from ..core.channels import WEB
 from ..core.errors import AgentFailed, NotFound
 from ..core.models import MessageRow, SessionRow
 from ..core.pagination import Keyset, page_size, window
 from ..core.sessions import SessionKey
+from .search import load_message_page_from
 from .types import (
     Channel,
     ChatMessage,
@@ -128,11 +130,25 @@ class SessionQuery:
         row = await sessions.get_session(info.context.pool, viewer.user_id, session_id)
         return ChatSession.from_row(row) if row else None
 
-    @strawberry.field(description="The `last` messages older than `before`, oldest to newest.")
+    @strawberry.field(
+        description="The `last` messages older than `before`, oldest to newest; or with `after` "
+        "the `last` messages just newer than it; or with `around` (a message's cursor, e.g. a "
+        "search hit's messageCursor) `last` messages centred on that message."
+    )
     async def messages(
-        self, info: Info, session_id: str, last: int | None = None, before: str | None = None
+        self,
+        info: Info,
+        session_id: str,
+        last: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
+        around: str | None = None,
     ) -> ChatMessageConnection:
         row = await _own_session(info, session_id)
+        if after is not None or around is not None:
+            return await load_message_page_from(
+                info, row.session_id, last, before=before, after=after, around=around
+            )
         return await load_message_page(info, row.session_id, last, before)
 
 
@@ -171,6 +187,20 @@ class RenameSessionInput:
 @strawberry.input
 class ArchiveSessionInput:
     session_id: str
+
+
+@strawberry.input
+class DeleteSessionInput:
+    session_id: str
+
+
+@strawberry.type
+class DeleteSessionPayload:
+    deleted_session_id: str
+
+
+# sendMessage in a session deleted while its turn ran: nothing of the turn was kept.
+SESSION_DELETED_MESSAGE = "no such session (it was deleted)"
 
 
 @strawberry.type
@@ -228,6 +258,16 @@ class SessionMutation:
         return await _set_archived(info, input.session_id, False)
 
     @strawberry.mutation(
+        description="Delete one of the viewer's sessions for good, with its messages, their "
+        "deliveries and its read marks. Its id is never used again."
+    )
+    async def delete_session(self, info: Info, input: DeleteSessionInput) -> DeleteSessionPayload:
+        viewer = info.context.require_viewer()
+        if not await forgetting.delete_session(info.context.pool, viewer.user_id, input.session_id):
+            raise NotFound("no such session")
+        return DeleteSessionPayload(deleted_session_id=input.session_id)
+
+    @strawberry.mutation(
         description="Send a message in one of the viewer's sessions, whatever its channel, and get "
         "the agent's reply; in a Telegram session the reply is also sent to its chat."
     )
@@ -250,17 +290,20 @@ class SessionMutation:
             )
         else:
             session = await _own_session(info, input.session_id)
-        turn = await conversation.run_turn(
-            pool,
-            info.context.agent,
-            session,
-            input.content,
-            idempotency_key=key,
-            agent_timeout=info.context.settings.agent_timeout,
-            via=WEB,
-        )
-        if turn.reply is not None and session.channel != WEB:
-            await _deliver_to_its_channel(info, session, turn.reply)
+        try:
+            turn = await conversation.run_turn(
+                pool,
+                info.context.agent,
+                session,
+                input.content,
+                idempotency_key=key,
+                agent_timeout=info.context.settings.agent_timeout,
+                via=WEB,
+            )
+            if turn.reply is not None and session.channel != WEB:
+                await _deliver_to_its_channel(info, session, turn.reply)
+        except asyncpg.ForeignKeyViolationError:  # the session was deleted during the turn
+            raise NotFound(SESSION_DELETED_MESSAGE) from None
         failure = None
         if turn.failure is not None:  # recorded on turn.session; the message is stored
             failure = AgentFailed(AGENT_FAILED_MESSAGE, user_message=turn.user_message)

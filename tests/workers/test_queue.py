@@ -211,8 +211,9 @@ def test_arq_max_tries_is_a_safety_net_above_the_run_rows_attempts(
     assert schedule_runs.QUEUE_HOLD_SECONDS > 2 * arq_queue.ENQUEUE_TIMEOUT
     assert [job.name for job in worker.cron_jobs] == [
         arq_queue.claim_cron_name(worker_settings.worker_queue),
+        arq_queue.retention_cron_name(worker_settings.worker_queue),
         arq_queue.sweep_cron_name(worker_settings.worker_queue),
-    ]
+    ]  # a burst worker runs no channel sweeps
 
 
 async def test_the_run_row_closes_a_run_arq_has_started_many_times(
