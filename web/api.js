@@ -114,7 +114,7 @@ export function newClientMessageId() {
 // --- the documents --------------------------------------------------------------------------
 
 export const SESSION_FIELDS = `
-  sessionId channel agentName title isActive updatedAt lastError unreadCount
+  sessionId channel agentName title archivedAt isActive updatedAt lastError unreadCount
   lastMessage { id role content createdAt }
 `;
 
@@ -123,8 +123,8 @@ export const DELIVERY_FIELDS = "channel status attempts lastError sentAt";
 export const MESSAGE_FIELDS = `id role content createdAt via deliveries { ${DELIVERY_FIELDS} }`;
 
 export const SESSIONS_QUERY = `
-query Sessions($channel: Channel, $first: Int, $after: String) {
-  sessions(channel: $channel, first: $first, after: $after) {
+query Sessions($channel: Channel, $archived: Boolean, $first: Int, $after: String) {
+  sessions(channel: $channel, archived: $archived, first: $first, after: $after) {
     edges { node { ${SESSION_FIELDS} } }
     pageInfo { hasNextPage endCursor }
   }
@@ -179,4 +179,96 @@ query TelegramLinked {
 export const TELEGRAM_LINK_MUTATION = `
 mutation TelegramLink {
   createTelegramLinkCode { code expiresAt deepLink }
+}`;
+
+// --- find, keep, forget ---------------------------------------------------------------------
+
+/**
+ * A file download bound to the token: GET `path` (e.g. "export/all.jsonl") with the bearer token
+ * and resolve to { blob, filename } (the name from Content-Disposition, else `fallbackName`).
+ */
+export function createDownloader(token, { onUnauthenticated }) {
+  return async function download(path, fallbackName) {
+    let response;
+    try {
+      response = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+    } catch {
+      throw new ApiError("Could not reach the server. Check your connection and try again.", {
+        network: true,
+      });
+    }
+    if (!response.ok) {
+      let message = `The server answered HTTP ${response.status}.`;
+      try {
+        const body = await response.json();
+        if (body && typeof body.error === "string") message = body.error;
+      } catch {
+        // not JSON: keep the status line
+      }
+      if (response.status === 401) onUnauthenticated(message);
+      throw new ApiError(message);
+    }
+    const blob = await response.blob();
+    const filename = filenameOf(response.headers.get("Content-Disposition")) || fallbackName;
+    return { blob, filename };
+  };
+}
+
+/** The file name of a Content-Disposition header (plain `filename="..."` only), or null. */
+function filenameOf(disposition) {
+  const match = /filename="([^"\\/]+)"/.exec(disposition || "");
+  return match ? match[1] : null;
+}
+
+export const RENAME_SESSION_MUTATION = `
+mutation RenameSession($input: RenameSessionInput!) {
+  renameSession(input: $input) { ${SESSION_FIELDS} }
+}`;
+
+export const ARCHIVE_SESSION_MUTATION = `
+mutation ArchiveSession($input: ArchiveSessionInput!) {
+  archiveSession(input: $input) { ${SESSION_FIELDS} }
+}`;
+
+export const UNARCHIVE_SESSION_MUTATION = `
+mutation UnarchiveSession($input: ArchiveSessionInput!) {
+  unarchiveSession(input: $input) { ${SESSION_FIELDS} }
+}`;
+
+export const DELETE_SESSION_MUTATION = `
+mutation DeleteSession($sessionId: String!) {
+  deleteSession(input: { sessionId: $sessionId }) { deletedSessionId }
+}`;
+
+export const SEARCH_QUERY = `
+query Search($query: String!, $channel: Channel, $first: Int, $after: String) {
+  search(query: $query, channel: $channel, first: $first, after: $after) {
+    edges {
+      node {
+        snippet messageCursor
+        session { sessionId channel agentName title archivedAt }
+        message { id role createdAt }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+/** A session opened at a search hit: its fields and the page of messages centred on the hit. */
+export const SESSION_AROUND_QUERY = `
+query SessionAround($sessionId: String!, $around: String!, $last: Int) {
+  session(sessionId: $sessionId) { ${SESSION_FIELDS} }
+  messages(sessionId: $sessionId, around: $around, last: $last) {
+    edges { cursor node { ${MESSAGE_FIELDS} } }
+    pageInfo { hasPreviousPage hasNextPage startCursor endCursor }
+  }
+}`;
+
+/** The `last` messages just newer than `after` (paging forward from a search hit). */
+export const NEWER_MESSAGES_QUERY = `
+query NewerMessages($sessionId: String!, $last: Int, $after: String) {
+  messages(sessionId: $sessionId, last: $last, after: $after) {
+    edges { cursor node { ${MESSAGE_FIELDS} } }
+    pageInfo { hasNextPage endCursor }
+  }
 }`;

@@ -4,6 +4,7 @@ import {
   TELEGRAM_LINKED_QUERY,
   TELEGRAM_LINK_MUTATION,
   createClient,
+  createDownloader,
   forgetToken,
   storeToken,
   takeToken,
@@ -12,6 +13,8 @@ import {
 import { Conversation } from "./conversation.js";
 import { longTime, show } from "./dom.js";
 import { Live } from "./live.js";
+import { SessionActions, wireExportAll } from "./manage.js";
+import { Search } from "./search.js";
 import { SessionList } from "./session-list.js";
 
 const byId = (id) => document.getElementById(id);
@@ -25,6 +28,9 @@ function start() {
     return;
   }
   const graphql = createClient(token, {
+    onUnauthenticated: (message) => showSignIn({ kind: "refused", message }),
+  });
+  const download = createDownloader(token, {
     onUnauthenticated: (message) => showSignIn({ kind: "refused", message }),
   });
   show(byId("app"), true);
@@ -51,6 +57,49 @@ function start() {
     },
     (sessionId) => navigate(sessionId),
   );
+  const search = new Search(
+    graphql,
+    {
+      form: byId("search-form"),
+      input: byId("search-input"),
+      clear: byId("search-clear"),
+      panel: byId("search-panel"),
+      status: byId("search-status"),
+      results: byId("search-results"),
+      more: byId("search-more"),
+      listView: byId("session-scroll"),
+    },
+    (sessionId, hit) => navigate(sessionId, hit),
+  );
+  const actions = new SessionActions(
+    graphql,
+    download,
+    {
+      actions: byId("session-actions"),
+      rename: byId("rename-session"),
+      archive: byId("archive-session"),
+      unarchive: byId("unarchive-session"),
+      exportJson: byId("export-json"),
+      exportMd: byId("export-md"),
+      remove: byId("delete-session"),
+      renameForm: byId("rename-form"),
+      renameInput: byId("rename-input"),
+      renameCancel: byId("rename-cancel"),
+      dialog: byId("delete-dialog"),
+      dialogText: byId("delete-text"),
+      dialogError: byId("delete-error"),
+      confirmDelete: byId("confirm-delete"),
+      cancelDelete: byId("cancel-delete"),
+    },
+    {
+      onChanged: (session) => {
+        list.upsert(session); // renamed in place; archived or brought back: in or out of the list
+        conversation.sessionChanged(session);
+      },
+      onDeleted: (sessionId) => forget(sessionId),
+      onNotice: (text) => conversation.setNotice(text),
+    },
+  );
   const conversation = new Conversation(
     graphql,
     {
@@ -67,8 +116,11 @@ function start() {
       composer: byId("composer"),
       send: byId("send"),
       composerHint: byId("composer-hint"),
+      newer: byId("newer"),
+      loadNewer: byId("load-newer"),
     },
     {
+      onHeader: (session) => actions.setSession(session),
       onSessionChanged: (session) => list.bringToTop(session),
       onSessionCreated: (sessionId) => {
         // The new session replaces the "new session" page: a refresh reopens it.
@@ -80,8 +132,10 @@ function start() {
     live,
   );
   live.sessionEvents((event) => {
-    if (event.kind === "DELETED" || !event.session) list.remove(event.sessionId);
-    else {
+    if (event.kind === "DELETED" || !event.session) {
+      list.remove(event.sessionId);
+      if (event.kind === "DELETED") forget(event.sessionId);
+    } else {
       list.upsert(event.session);
       list.recount(event.sessionId);
       conversation.sessionChanged(event.session);
@@ -89,20 +143,44 @@ function start() {
   });
 
   /** Show what the address bar names: a session, or a new one. */
-  function route({ view } = {}) {
+  function route({ view, hitId = null } = {}) {
     const sessionId = currentSessionId();
+    const at = new URLSearchParams(window.location.search).get("at");
     list.setActive(sessionId);
-    if (sessionId) conversation.open(sessionId);
+    if (sessionId) conversation.open(sessionId, { at, hitId });
     else conversation.startNew();
     setView(view || (sessionId ? "chat" : "list"));
   }
 
-  function navigate(sessionId, options) {
-    history.pushState(null, "", sessionUrl(sessionId));
+  /** Open a session (null: a new one); `at`: a message cursor to open it at. */
+  function navigate(sessionId, { at = null, ...options } = {}) {
+    history.pushState(null, "", sessionUrl(sessionId, at));
     route(options);
   }
 
-  byId("channel-filter").addEventListener("change", (event) => list.setFilter(event.target.value));
+  /** A session was deleted (here or elsewhere): gone from the list, results and the panel. */
+  function forget(sessionId) {
+    list.remove(sessionId);
+    search.remove(sessionId);
+    if (currentSessionId() === sessionId) {
+      history.replaceState(null, "", sessionUrl(null)); // Back does not lead to it
+      route({ view: "list" });
+    }
+  }
+
+  byId("channel-filter").addEventListener("change", (event) => {
+    list.setFilter(event.target.value);
+    search.setChannel(event.target.value);
+  });
+  byId("show-archived").addEventListener("click", (event) => {
+    const button = event.currentTarget;
+    const archived = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(archived));
+    list.setArchived(archived);
+    search.clear(); // the list is what the person asked to see
+  });
+  byId("jump-latest").addEventListener("click", () => navigate(currentSessionId()));
+  wireExportAll(byId("export-all"), byId("export-all-status"), download);
   byId("new-session").addEventListener("click", () => navigate(null, { view: "chat" }));
   byId("back").addEventListener("click", () => setView("list"));
   window.addEventListener("popstate", () => route());
@@ -124,8 +202,10 @@ function currentSessionId() {
   return new URLSearchParams(window.location.search).get("session");
 }
 
-function sessionUrl(sessionId) {
-  return window.location.pathname + (sessionId ? "?session=" + encodeURIComponent(sessionId) : "");
+function sessionUrl(sessionId, at = null) {
+  if (!sessionId) return window.location.pathname;
+  const hit = at ? "&at=" + encodeURIComponent(at) : "";
+  return window.location.pathname + "?session=" + encodeURIComponent(sessionId) + hit;
 }
 
 /** At phone width only one pane shows: the list or the conversation. */

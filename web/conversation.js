@@ -5,8 +5,10 @@
 import {
   MARK_SESSION_READ_MUTATION,
   MESSAGE_DELIVERIES_QUERY,
+  NEWER_MESSAGES_QUERY,
   OLDER_MESSAGES_QUERY,
   SEND_MESSAGE_MUTATION,
+  SESSION_AROUND_QUERY,
   SESSION_QUERY,
   newClientMessageId,
 } from "./api.js";
@@ -59,6 +61,7 @@ export class Conversation {
       if (document.visibilityState === "visible" && this.unreadShown) this.markRead();
     });
     elements.loadOlder.addEventListener("click", () => this.loadOlder());
+    elements.loadNewer.addEventListener("click", () => this.loadNewer());
     elements.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.send();
@@ -89,6 +92,10 @@ export class Conversation {
     this.loadingOlder = false;
     this.shownIds = new Set();
     this.retry = null; // { content, clientMessageId } of a send that did not reach the server
+    this.newerHidden = false; // opened at a search hit, with newer messages not shown
+    this.newerCursor = null; // the newest message shown then: newer pages come after it
+    this.loadingNewer = false;
+    this.renderNewer();
     this.els.list.replaceChildren();
     this.setNotice(null);
     this.setStatus(null);
@@ -105,7 +112,11 @@ export class Conversation {
     this.els.composer.focus();
   }
 
-  async open(sessionId) {
+  /**
+   * Open a session: its newest messages, or (`at`: a message cursor, e.g. a search hit's) the
+   * page around that message, marked and scrolled into view (`hitId`: its id, if known).
+   */
+  async open(sessionId, { at = null, hitId = null } = {}) {
     this.reset(sessionId);
     const generation = this.generation;
     this.loading = true;
@@ -115,9 +126,18 @@ export class Conversation {
     this.setStatus("Loading messages…", { busy: true });
     let data;
     try {
-      data = await this.graphql(SESSION_QUERY, { sessionId, last: PAGE_SIZE });
+      data = at
+        ? await this.graphql(SESSION_AROUND_QUERY, { sessionId, around: at, last: PAGE_SIZE })
+        : await this.graphql(SESSION_QUERY, { sessionId, last: PAGE_SIZE });
     } catch (error) {
       if (generation !== this.generation) return;
+      if (at) {
+        // A stale or foreign hit (the message is gone): the session as usual, and say so.
+        await this.open(sessionId);
+        if (this.sessionId !== sessionId) return;
+        this.setNotice(`Could not open the session at that message: ${error.message}`);
+        return;
+      }
       this.loading = false;
       this.setStatus(`Could not load this session: ${error.message}`, {
         error: true,
@@ -138,13 +158,40 @@ export class Conversation {
     this.session = data.session;
     this.renderHeader();
     this.renderComposer();
-    this.addPage(data.session.messages, "end");
-    const edges = data.session.messages.edges;
+    const page = at ? data.messages : data.session.messages;
+    this.addPage(page, "end");
+    const edges = page.edges;
     if (edges.length) this.cursor = edges[edges.length - 1].cursor;
     if (data.session.lastError) this.setNotice(`The last turn failed: ${data.session.lastError}`);
-    this.scrollToBottom();
+    if (at) {
+      this.showHit(edges, at, hitId);
+      // Newer messages than the page exist: no live replay of all of them, a way to the end.
+      this.newerHidden = Boolean(page.pageInfo.hasNextPage);
+      this.newerCursor = page.pageInfo.endCursor;
+      this.renderNewer();
+      this.renderComposer();
+      if (this.newerHidden) return;
+    } else {
+      this.scrollToBottom();
+    }
     this.follow();
     this.markRead();
+  }
+
+  /** Mark the hit's message and bring it into view. */
+  showHit(edges, at, hitId) {
+    const edge = edges.find((e) => e.cursor === at) || edges.find((e) => e.node.id === hitId);
+    const node = edge && this.messageNode(edge.node.id);
+    if (!node) return;
+    node.classList.add("hit");
+    node.dataset.hit = "true";
+    node.tabIndex = -1;
+    // Centred in the message panel (scrollIntoView would scroll the page as well).
+    const scroller = this.els.scroller;
+    const box = node.getBoundingClientRect();
+    const view = scroller.getBoundingClientRect();
+    scroller.scrollTop += box.top - view.top - (scroller.clientHeight - box.height) / 2;
+    node.focus({ preventScroll: true });
   }
 
   // --- live -----------------------------------------------------------------------------------
@@ -326,6 +373,51 @@ export class Conversation {
     this.renderLoadOlder();
   }
 
+  /** Opened at a search hit: the next page of newer messages; at the newest, live again. */
+  async loadNewer() {
+    if (!this.newerHidden || this.loadingNewer) return;
+    const generation = this.generation;
+    this.loadingNewer = true;
+    this.renderNewer();
+    let data;
+    try {
+      data = await this.graphql(NEWER_MESSAGES_QUERY, {
+        sessionId: this.sessionId,
+        last: PAGE_SIZE,
+        after: this.newerCursor,
+      });
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.loadingNewer = false;
+      this.renderNewer();
+      this.setNotice(`Could not load newer messages: ${error.message}`);
+      return;
+    }
+    if (generation !== this.generation) return;
+    const { edges, pageInfo } = data.messages;
+    const nodes = edges.map((edge) => edge.node).filter((m) => !this.shownIds.has(m.id));
+    this.els.list.append(...nodes.map((message) => this.renderMessage(message)));
+    nodes.forEach((message) => this.shownIds.add(message.id));
+    this.renderDays();
+    if (edges.length) this.cursor = edges[edges.length - 1].cursor;
+    this.newerCursor = pageInfo.endCursor || this.newerCursor;
+    this.newerHidden = pageInfo.hasNextPage;
+    this.loadingNewer = false;
+    this.renderNewer();
+    this.renderComposer();
+    if (!this.newerHidden) {
+      this.follow(); // the newest is shown: follow from it, as an ordinary open does
+      this.markRead();
+    }
+  }
+
+  renderNewer() {
+    show(this.els.newer, this.newerHidden);
+    const button = this.els.loadNewer;
+    button.disabled = this.loadingNewer;
+    button.textContent = this.loadingNewer ? "Loading newer messages…" : "Load newer messages";
+  }
+
   /** Show a page of messages at the start (older) or end (newer); known ids are skipped. */
   addPage(connection, where) {
     const nodes = connection.edges.map((edge) => edge.node).filter((m) => !this.shownIds.has(m.id));
@@ -357,7 +449,7 @@ export class Conversation {
   /** Any session of the person's can be written in (the server runs an ordinary turn). */
   canWrite() {
     if (this.sessionId === null) return true;
-    return this.session !== null;
+    return this.session !== null && !this.newerHidden; // a reply goes after the newest message
   }
 
   /** The open session's channel ("web" for a new session). */
@@ -624,8 +716,10 @@ export class Conversation {
       title.textContent =
         this.session.title || `${CHANNEL_LABELS[channel] || channel} session · ${this.session.agentName}`;
       const running = channel === "scheduled" && this.session.isActive ? " · running" : "";
-      meta.textContent = this.session.sessionId + running;
+      const archived = this.session.archivedAt ? " · archived" : "";
+      meta.textContent = this.session.sessionId + running + archived;
     }
+    if (this.events.onHeader) this.events.onHeader(this.session);
   }
 
   renderComposer() {
@@ -634,7 +728,11 @@ export class Conversation {
     composer.disabled = !writable;
     send.disabled = !writable || this.sending;
     send.textContent = this.sending ? "Sending…" : "Send";
-    const hint = this.session ? COMPOSER_HINTS[this.channel()] : null;
+    const hint = this.newerHidden
+      ? "Jump to the latest messages to write in this session."
+      : this.session
+        ? COMPOSER_HINTS[this.channel()]
+        : null;
     composerHint.textContent = hint || "";
     show(composerHint, Boolean(hint));
     composer.placeholder = this.sessionId === null ? "Start a new session…" : "Write a message…";

@@ -22,6 +22,7 @@ export class SessionList {
     this.els = elements;
     this.onOpen = onOpen;
     this.filter = "all";
+    this.archived = false; // true: the archived sessions instead of the default list
     this.activeId = null;
     this.items = new Map(); // sessionId -> <li>
     this.sessions = new Map(); // sessionId -> the session as last heard
@@ -39,6 +40,19 @@ export class SessionList {
       { root: elements.scroller, rootMargin: "200px" },
     );
     this.observer.observe(elements.sentinel);
+  }
+
+  /** Show the archived sessions (true) or the default list (false). */
+  setArchived(archived) {
+    this.archived = archived;
+    this.reload();
+  }
+
+  /** Whether a session belongs in the list as filtered now (channel and archived or not). */
+  admits(session) {
+    const channel = channelOf(session);
+    if (this.filter !== "all" && this.filter !== channel) return false;
+    return Boolean(session.archivedAt) === this.archived;
   }
 
   setFilter(filter) {
@@ -69,6 +83,7 @@ export class SessionList {
     try {
       const data = await this.graphql(SESSIONS_QUERY, {
         channel: this.filter === "all" ? null : this.filter.toUpperCase(),
+        archived: this.archived,
         first: PAGE_SIZE,
         after: this.cursor,
       });
@@ -102,8 +117,7 @@ export class SessionList {
 
   /** A session just changed (a message was sent): show it first, if the filter lets it in. */
   bringToTop(session) {
-    const channel = channelOf(session);
-    if (this.filter !== "all" && this.filter !== channel) return;
+    if (!this.admits(session)) return;
     this.items.get(session.sessionId)?.remove();
     const item = this.renderItem(session);
     this.items.set(session.sessionId, item);
@@ -114,8 +128,10 @@ export class SessionList {
 
   /** A live event: the session goes to its place by last activity (newest first). */
   upsert(session) {
-    const channel = channelOf(session);
-    if (this.filter !== "all" && this.filter !== channel) return;
+    if (!this.admits(session)) {
+      this.remove(session.sessionId); // archived (or brought back) elsewhere: not this list's
+      return;
+    }
     const id = session.sessionId;
     if (id === this.activeId) session = { ...session, unreadCount: 0 }; // it is being read
     const known = this.items.get(id);
@@ -153,6 +169,7 @@ export class SessionList {
     try {
       data = await this.graphql(SESSIONS_QUERY, {
         channel: this.filter === "all" ? null : this.filter.toUpperCase(),
+        archived: this.archived,
         first: PAGE_SIZE,
         after: null,
       });
@@ -284,6 +301,12 @@ export class SessionList {
       const retry = el("button", { type: "button", class: "link-button" }, "Try again");
       retry.addEventListener("click", () => this.loadMore());
       status.append(`Could not load sessions: ${this.error.message} `, retry);
+    } else if (this.items.size === 0 && this.archived) {
+      status.append(
+        this.filter === "all"
+          ? "No archived sessions."
+          : `No archived ${CHANNEL_LABELS[this.filter]} sessions.`,
+      );
     } else if (this.items.size === 0) {
       status.append(
         this.filter === "all"
