@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 MAX_QUERY_LENGTH = 256
 SNIPPET_FRAGMENTS = 2
 SNIPPET_WORDS = 18
+# A query matching much of a person's history (a common word, "-word") is answered from their
+# newest messages, walked newest first (the (user_id, created_at, id) index) and matched one by
+# one: when this many hold a full page of matches, those are the newest. Only a query with fewer
+# matches among them goes to the GIN index (whose row estimate is poor for common words: it
+# would collect and sort every match). Either way one statement, bounded work for common words.
+RECENT_WALK = 2000
 _HEADLINE_INPUT_CHARS = 50_000  # ts_headline reads at most this much of a message
 # ts_headline marks matches with two private-use characters, removed from the text beforehand;
 # escaping then turns them into the only tags.
@@ -100,26 +106,50 @@ def _search_sql(spec: SearchFilter, after: SearchKey | None) -> tuple[str, list[
         conditions.append(f"m.created_at < {arg(spec.until)}")
     if after is not None:
         conditions.append(f"(m.created_at, m.id) < ({arg(after.created_at)}, {arg(after.id)})")
-    extra = "".join(f" AND {c}" for c in conditions)
+    window = "".join(f" AND {c}" for c in conditions if not c.startswith("s.channel"))
+    channel = "".join(f" AND {c}" for c in conditions if c.startswith("s.channel"))
+    walk = arg(RECENT_WALK)
+    options = arg(_HEADLINE_OPTIONS)
+    limit = arg(None)  # the last argument: search_messages sets it
     columns = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
+    # A query of stop words only has no node: without the check, `&&` would leave the owner term
+    # alone, matching all of the person's messages.
+    matches = (
+        "m.search_vector @@ (websearch_to_tsquery($1::regconfig, $2) && us_owner_query($3)) "
+        "AND numnode(websearch_to_tsquery($1::regconfig, $2)) > 0"
+    )
     sql = f"""
+        WITH recent AS (  -- the person's newest messages (in the window), matched one by one
+            SELECT {columns}
+              FROM (SELECT * FROM chat_message_history m
+                     WHERE m.user_id = $3{window}
+                     ORDER BY m.created_at DESC, m.id DESC
+                     LIMIT {walk}) m
+              JOIN chat_sessions s ON s.session_id = m.session_id AND s.user_id = $3
+             WHERE {matches}{channel}
+             ORDER BY m.created_at DESC, m.id DESC
+             LIMIT {limit}
+        ), page AS (
+            SELECT * FROM recent WHERE (SELECT count(*) FROM recent) >= {limit}
+            UNION ALL
+            SELECT * FROM (  -- too few among them: every match, through the GIN index
+                SELECT {columns}
+                  FROM chat_message_history m
+                  JOIN chat_sessions s ON s.session_id = m.session_id AND s.user_id = $3
+                 WHERE {matches}
+                   AND m.user_id = $3{window}{channel}
+                 ORDER BY m.created_at DESC, m.id DESC
+                 LIMIT {limit}
+            ) everything
+             WHERE (SELECT count(*) FROM recent) < {limit}
+        )
         SELECT {MESSAGE_COLUMNS},
                ts_headline($1::regconfig,
                            translate(left(us_message_text(message), {_HEADLINE_INPUT_CHARS}),
                                      '{_START}{_STOP}', ''),
                            websearch_to_tsquery($1::regconfig, $2),
-                           {arg(_HEADLINE_OPTIONS)}) AS headline
-          FROM (
-                SELECT {columns}
-                  FROM chat_message_history m
-                  JOIN chat_sessions s ON s.session_id = m.session_id AND s.user_id = $3
-                 WHERE m.search_vector @@ (websearch_to_tsquery($1::regconfig, $2)
-                                           && us_owner_query($3))
-                   AND numnode(websearch_to_tsquery($1::regconfig, $2)) > 0
-                   AND m.user_id = $3{extra}
-                 ORDER BY m.created_at DESC, m.id DESC
-                 LIMIT {arg(None)}
-          ) m
+                           {options}) AS headline
+          FROM page
          ORDER BY created_at DESC, id DESC
     """
     return sql, args
