@@ -43,7 +43,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_database_url()
     settings.require_token_keys()
     webhook_secret(settings)  # a misconfigured webhook is one clear line, not a traceback
-    serve(host=args.host, port=args.port, workers=args.workers)  # header/body limits: server.py
+    # Header and body limits: server.py.
+    serve(host=args.host, port=args.port, workers=args.workers, access_log=settings.access_log)
     return 0
 
 

@@ -186,8 +186,10 @@ def server_config(
     )
 
 
-def serve(*, host: str, port: int, workers: int) -> None:
-    """`unified-sessions serve`: each worker process builds the app from the environment."""
+def serve(*, host: str, port: int, workers: int, access_log: bool = False) -> None:
+    """`unified-sessions serve`: each worker process builds the app from the environment. A
+    line per request (uvicorn's access log) only with ACCESS_LOG=true: at thousands of requests
+    a second it costs CPU and fills logs."""
     uvicorn.run(
         "graphql_api.server:app_from_env",
         factory=True,
@@ -195,6 +197,7 @@ def serve(*, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         proxy_headers=True,
+        access_log=access_log,
         **_options(DEFAULT_LIMITS),
     )
 

@@ -122,6 +122,7 @@ class Settings:
     jwt_jwks_refetch_seconds: float = 30.0  # at most one JWKS fetch per this many seconds
     # Introspection, GraphiQL and "did you mean" suggestions: on for development, off in production.
     graphql_dev_tools: bool = True
+    access_log: bool = False  # uvicorn's line per request under `serve`
     agent_backend: str = "echo"
     default_agent_name: str = "assistant"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -183,6 +184,7 @@ class Settings:
                 env, "JWT_JWKS_REFETCH_SECONDS", cls.jwt_jwks_refetch_seconds
             ),
             graphql_dev_tools=_bool(env, "GRAPHQL_DEV_TOOLS", True),
+            access_log=_bool(env, "ACCESS_LOG", False),
             agent_backend=backend,
             default_agent_name=env.get("DEFAULT_AGENT_NAME") or "assistant",
             openai_base_url=(env.get("OPENAI_BASE_URL") or cls.openai_base_url).rstrip("/"),

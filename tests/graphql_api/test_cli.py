@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -158,3 +160,36 @@ def test_a_malformed_number_setting_is_one_clear_line(name: str, value: str) -> 
     assert result.returncode == 2, result.stdout + result.stderr
     assert name in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("access_log", ["", "true"])
+async def test_serve_logs_requests_only_with_access_log(
+    databases: DatabaseFactory, access_log: str
+) -> None:
+    env = _env(DATABASE_URL=await databases.create(), JWT_SECRET=SECRET, ACCESS_LOG=access_log)
+    migrated = await asyncio.to_thread(
+        subprocess.run, [COMMAND, "migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    server = subprocess.Popen(
+        [COMMAND, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(300):
+                assert server.poll() is None, server.communicate()[0]
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            await client.get("/healthz?after-start")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(server.communicate, timeout=30)
+    assert "Application startup complete" in output, output
+    assert ("GET /healthz?after-start" in output) is bool(access_log), output
