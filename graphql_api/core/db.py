@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -24,29 +23,13 @@ async def lock_until_commit(conn: Connection, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
 
 
-def lock_id(param: str) -> str:
-    """SQL for the number of the lock named by the text parameter `param` (e.g. "$1"), for
-    statements that take a session lock as one of their steps (pg_try_advisory_lock)."""
-    return f"hashtextextended({param}, 0)"
-
-
-async def take_lock(conn: Connection, key: str) -> None:
-    """Take the lock named `key` on this connection until release_lock (across transactions)."""
-    await conn.execute(f"SELECT pg_advisory_lock({lock_id('$1')})", key)
-
-
-async def release_lock(conn: Connection, key: str) -> None:
-    await conn.execute(f"SELECT pg_advisory_unlock({lock_id('$1')})", key)
-
-
-@contextlib.asynccontextmanager
-async def holding_lock(conn: Connection, key: str) -> AsyncIterator[None]:
-    """Hold the lock named `key` on this connection for the block, across transactions."""
-    await take_lock(conn, key)
-    try:
-        yield
-    finally:
-        await release_lock(conn, key)
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, instead of asyncpg's default reset query (advisory unlock
+    all, CLOSE ALL, UNLISTEN *, RESET ALL): one round trip per release, that is per statement
+    run on the pool. This project keeps no session state on pooled connections (no session
+    advisory locks, LISTEN, SET or cursors outside transactions: the listener and the
+    migrator use connections of their own), and asyncpg still rolls back an open transaction
+    and drops listeners before calling this (Pool `reset=`, asyncpg >= 0.30)."""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -70,6 +53,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=setup,
+        reset=_keep_session,
         command_timeout=30,
         server_settings={"application_name": "unified-sessions"},
     )
