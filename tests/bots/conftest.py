@@ -371,11 +371,14 @@ async def harness(
         tuned_resources = replace(resources, settings=tuned)
         bot = build_bot(tuned, session=RecordingSession(fake))
         tg = BotHarness(bot, build_dispatcher(tuned_resources), fake, resources.pool, tuned, url)
-        if not answers:
-            yield tg
-            return
-        async with answering(tuned, tuned_resources):
-            yield tg
+        try:
+            if not answers:  # the test runs its own worker(s) on tg.settings, if any
+                yield tg
+                return
+            async with answering(tuned, tuned_resources):
+                yield tg
+        finally:
+            await _forget_queue(resources, tuned.worker_queue)
 
 
 async def _forget_queue(resources: Resources, queue: str) -> None:

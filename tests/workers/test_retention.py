@@ -38,7 +38,8 @@ async def _run_retention(workers: Workers, arq_redis: ArqRedis) -> None:
     await arq_redis.enqueue_job(
         arq_queue.RETENTION_JOB,
         _queue_name=workers.settings.worker_queue,
-        _job_id=f"retention-{uuid.uuid4()}",
+        # The queue in the id: the run's clean-up removes the job's keys with the queue's.
+        _job_id=f"retention-{workers.settings.worker_queue}-{uuid.uuid4()}",
     )
     await workers.burst(EchoAgent(), claim=False)
 
