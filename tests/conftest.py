@@ -147,6 +147,9 @@ def settings(
             "JWT_SECRET": TEST_JWT_SECRET,
             "DATA_DIR": str(tmp_path_factory.mktemp("data")),
             "TELEGRAM_BOT_USERNAME": "unified_sessions_test_bot",
+            # This run's own queue: the API's jobs (a delivery's wake-up) never land on the
+            # default queue of a Redis that real workers may share.
+            "WORKER_QUEUE": "us-test-api:" + secrets.token_hex(6),
         }
     )
 
@@ -165,7 +168,12 @@ async def pool(settings: Settings, statement_log: StatementLog) -> AsyncIterator
 async def resources(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Resources]:
     redis = Redis.from_url(settings.require_redis_url())
     yield Resources(settings=settings, pool=pool, agent=EchoAgent(), redis=redis)
-    await redis.aclose()
+    try:
+        doomed = [k async for k in redis.scan_iter(match=f"*{settings.worker_queue}*", count=1000)]
+        if doomed:
+            await redis.delete(*doomed)
+    finally:
+        await redis.aclose()
 
 
 @contextlib.asynccontextmanager
