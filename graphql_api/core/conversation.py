@@ -63,19 +63,23 @@ _TAKE_LEASE = """
      WHERE t.lease_until < now()
     RETURNING holder
 """
-_STORE_MESSAGE = f"""
-WITH stored AS (
+# The person's message ($1 session, $2 message, $3 key), unless its key was stored before, and
+# the session named by it when it is the first (`title`: the parameter holding the title).
+_STORED = f"""stored AS (
     INSERT INTO chat_message_history (session_id, message, idempotency_key, via)
-    VALUES ($1, $2, $3, $7)
+    VALUES ($1, $2, $3, {{via}})
     ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {MESSAGE_COLUMNS}
-), taken AS (
-    {_TAKE_LEASE.format(holder="$5", lease="$6", condition="WHERE EXISTS (SELECT FROM stored)")}
-), titled AS (  -- a session's first message names it
-    UPDATE chat_sessions SET title = $8
-     WHERE session_id = $1 AND title IS NULL AND $8::text IS NOT NULL
+)"""
+_TITLED = """titled AS (
+    UPDATE chat_sessions SET title = {title}
+     WHERE session_id = $1 AND title IS NULL AND {title}::text IS NOT NULL
        AND EXISTS (SELECT FROM stored)
-)
+)"""
+_STORE_MESSAGE = f"""
+WITH {_STORED.format(via="$7")}, taken AS (
+    {_TAKE_LEASE.format(holder="$5", lease="$6", condition="WHERE EXISTS (SELECT FROM stored)")}
+), {_TITLED.format(title="$8")}
 SELECT 'new' AS kind, EXISTS (SELECT FROM taken) AS locked, {MESSAGE_COLUMNS}
   FROM stored
 UNION ALL
@@ -122,16 +126,7 @@ SELECT r.id AS reply_id, r.message AS reply_message, r.created_at AS reply_creat
 
 # A queued turn's message, stored when it arrives (run_turn with the same key answers it later).
 _STORE_WAITING = f"""
-WITH stored AS (
-    INSERT INTO chat_message_history (session_id, message, idempotency_key, via)
-    VALUES ($1, $2, $3, $4)
-    ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING {MESSAGE_COLUMNS}
-), titled AS (
-    UPDATE chat_sessions SET title = $5
-     WHERE session_id = $1 AND title IS NULL AND $5::text IS NOT NULL
-       AND EXISTS (SELECT FROM stored)
-)
+WITH {_STORED.format(via="$4")}, {_TITLED.format(title="$5")}
 SELECT {MESSAGE_COLUMNS} FROM stored
 """
 
