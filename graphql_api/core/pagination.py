@@ -80,7 +80,7 @@ class Keyset:
 
     def raw_cursor(self, scope: Sequence[str], body: str) -> str:
         """A cursor bound to `scope` around any position text: for tests of `read`."""
-        text = f"{self.tag}:{self._binding(scope)}:{body}"
+        text = f"{self.tag}:{self.binding(scope)}:{body}"
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     def read(self, cursor: str, scope: Sequence[str], argument: str) -> tuple[Any, ...]:
@@ -93,7 +93,7 @@ class Keyset:
             raise bad_cursor(argument) from None
         tag, _, rest = text.partition(":")
         binding, _, body = rest.partition(":")
-        expected = self._binding(scope).encode()
+        expected = self.binding(scope).encode()
         if tag != self.tag or not hmac.compare_digest(binding.encode(), expected):
             raise bad_cursor(argument)
         parts = body.split("|")
@@ -104,7 +104,9 @@ class Keyset:
         except (ValueError, OverflowError):
             raise bad_cursor(argument) from None
 
-    def _binding(self, scope: Sequence[str]) -> str:
+    def binding(self, scope: Sequence[str]) -> str:
+        """The hash that binds this list's cursors to `scope` (the compiled path builds cursors
+        in SQL around it)."""
         material = json.dumps([self.tag, self.ordering, *scope]).encode()
         digest = hashlib.blake2b(
             material, digest_size=_BINDING_BYTES, person=_BINDING_PERSON

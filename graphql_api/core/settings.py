@@ -123,6 +123,9 @@ class Settings:
     # Introspection, GraphiQL and "did you mean" suggestions: on for development, off in production.
     graphql_dev_tools: bool = True
     access_log: bool = False  # uvicorn's line per request under `serve`
+    # The hot read operations through compiled plans (graphql_api/compiled); off: every
+    # request through Strawberry's executor (the reference the plans are tested against).
+    compiled_execution: bool = True
     agent_backend: str = "echo"
     default_agent_name: str = "assistant"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -185,6 +188,7 @@ class Settings:
             ),
             graphql_dev_tools=_bool(env, "GRAPHQL_DEV_TOOLS", True),
             access_log=_bool(env, "ACCESS_LOG", False),
+            compiled_execution=_bool(env, "COMPILED_EXECUTION", True),
             agent_backend=backend,
             default_agent_name=env.get("DEFAULT_AGENT_NAME") or "assistant",
             openai_base_url=(env.get("OPENAI_BASE_URL") or cls.openai_base_url).rstrip("/"),

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 import asyncpg
 import pytest
+from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -82,6 +83,15 @@ def start_worker(settings: Settings, api_url: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.fixture
+async def leaves_no_jobs(worker_settings: Settings, arq_redis: ArqRedis) -> AsyncIterator[None]:
+    """The killed worker's delivery job comes back deferred (arq re-queues an unfinished job):
+    on the queue the other tests share, it would keep their burst workers waiting for it."""
+    yield
+    await arq_redis.delete(worker_settings.worker_queue)
+
+
+@pytest.mark.usefixtures("leaves_no_jobs")
 async def test_a_worker_killed_mid_send_loses_no_delivery(
     worker_settings: Settings,
     schedules_api: GraphQLClient,
