@@ -44,8 +44,9 @@ def iso(value: str) -> str:
     """`datetime.isoformat()` of a timestamptz, as Python prints the UTC value."""
     utc = f"({value} AT TIME ZONE 'UTC')"
     return (
-        f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN extract(microseconds FROM "
-        f"{value})::bigint % 1000000 = 0 THEN '' ELSE to_char({utc}, '.US') END || '+00:00')"
+        f"(CASE WHEN date_part('microseconds', {value})::bigint % 1000000 = 0 "
+        f"THEN to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+        f"ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') END || '+00:00')"
     )
 
 
@@ -304,9 +305,11 @@ class Builder:
         limit, binding = self.param("limit", "int"), self.param("binding", "text")
         p = self.alias("e")
         kept = f"FILTER (WHERE {p}.rn <= {limit})"
-        cursor = base64url(
-            f"'s1:' || {binding} || ':' || {iso(f'{p}.updated_at')} || '|' || {p}.id::text"
+        # Each row's cursor, computed once in the page's rows (PostgreSQL drops it when unused).
+        row_cursor = base64url(
+            f"'s1:' || {binding} || ':' || {iso('s.updated_at')} || '|' || s.id::text"
         )
+        cursor = f"{p}.cursor"
 
         def edges(f: Selection) -> str:
             edge = self.each(
@@ -335,9 +338,9 @@ class Builder:
             },
         )
         return (
-            f"(SELECT {connection} FROM (SELECT s.*, row_number() OVER (ORDER BY s.updated_at "
-            f"DESC, s.id DESC) AS rn FROM (SELECT * FROM chat_sessions s WHERE "
-            f"{' AND '.join(conditions)} ORDER BY s.updated_at DESC, s.id DESC LIMIT "
+            f"(SELECT {connection} FROM (SELECT s.*, {row_cursor} AS cursor, row_number() OVER "
+            f"(ORDER BY s.updated_at DESC, s.id DESC) AS rn FROM (SELECT * FROM chat_sessions s "
+            f"WHERE {' AND '.join(conditions)} ORDER BY s.updated_at DESC, s.id DESC LIMIT "
             f"{self.param('fetch', 'int')}) AS s) AS {p} GROUP BY ())"
         )
 
