@@ -34,7 +34,7 @@ from strawberry import relay
 from ..core.errors import BadInput
 from ..core.models import parse_uuid
 from ..core.pagination import page_size
-from ..core.sessions import SessionKey
+from ..core.sessions import SESSION_ID_PATTERN, SessionKey
 from ..schema.sessions import SESSIONS
 from ..schema.types import MESSAGES
 from .selection import NotCompilable, Selection, Var, collect, literal
@@ -119,6 +119,14 @@ def _checked(check: Callable[[], Any]) -> Any:
         return check()
     except BadInput:
         raise Fallback from None
+
+
+def _possible_session_id(session_id: str) -> str:
+    """sessions.get_session finds nothing for an id no session may have (even if such a row
+    was stored behind its back): the reference answers."""
+    if not SESSION_ID_PATTERN.fullmatch(session_id):
+        raise Fallback
+    return session_id
 
 
 def _read_before(cursor: str, session_id: str) -> int:
@@ -218,7 +226,7 @@ class SessionRoot(Root):
         )
 
     def prepare(self, request: Request) -> Any:
-        session_id = request.arg(self.selection, "sessionId")
+        session_id = _possible_session_id(request.arg(self.selection, "sessionId"))
         request.values[self.slot + "session_id"] = session_id
         _nested_pages(request, self.pages[None], session_id)
         return None
@@ -247,7 +255,7 @@ class MessagesRoot(Root):
         arg = lambda name: request.arg(self.selection, name)  # noqa: E731
         if arg("after") is not None or arg("around") is not None:
             raise Fallback
-        session_id, before = arg("sessionId"), arg("before")
+        session_id, before = _possible_session_id(arg("sessionId")), arg("before")
         before_id = None if before is None else _read_before(before, session_id)
         request.values[self.slot + "session_id"] = session_id
         request.values[self.slot + "binding"] = MESSAGES.binding((session_id,))
