@@ -35,6 +35,8 @@ test: $(VENV)/.installed
 schema: $(VENV)/.installed
 	$(BIN)/python -m graphql_api.schema.export
 
-## Print the speed figures (needs a running PostgreSQL: TEST_DATABASE_URL, else embedded).
+## Print the speed figures: the hot GraphQL operations beside a raw Starlette + asyncpg endpoint,
+## under wrk (/usr/bin/wrk). On BENCH_DATABASE_URL's PostgreSQL (its data is kept and reused in
+## the database us_bench_3m), else an embedded one. BENCH_ARGS: e.g. --duration 20 --only Q1.
 bench: $(VENV)/.installed
-	$(BIN)/python scripts/bench.py
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python scripts/bench.py $(BENCH_ARGS)

@@ -1,11 +1,32 @@
-"""Speed figures for the GraphQL API, printed (never asserted).
+"""Throughput of the API's hot GraphQL operations, beside a hand-written Starlette + asyncpg
+endpoint serving the same answers (scripts/bench_raw.py). Printed, never asserted.
 
-    python scripts/bench.py [--requests 400] [--concurrency 8]
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench
+    python scripts/bench.py [--duration 10] [--warmup 3] [--connections 32] [--threads 2]
+                            [--workers 1,2] [--only Q1,Q2,Q2T] [--check 50]
 
-Creates its own database (on BENCH_DATABASE_URL's server, else an embedded PostgreSQL), seeds a
-person with 1,000 sessions and one 200,000-message session among 20,000 sessions of other people,
-starts `unified-sessions serve` as a real process, and measures request latency over HTTP.
-The database is dropped at the end.
+Data: 3,000,000 messages in 100,000 sessions of 2,000 people (scripts/bench_data.py), kept in
+the database `us_bench_3m` on BENCH_DATABASE_URL's server and reused by later runs (generated
+again if incomplete); without BENCH_DATABASE_URL an embedded PostgreSQL, generated every time.
+
+Operations (the documents below), 1,000 rotating parameter sets each:
+- Q1: a page of 50 messages `before:` a cursor deep in a busy session (2,000-10,000 messages),
+  as the session's owner;
+- Q2: a person's first 50 sessions with each one's newest message, each request a different
+  person (its own bearer token);
+- Q2T: the same, telegram sessions only.
+
+For each process count in --workers, both servers are started as real processes on the same
+data: `unified-sessions serve --workers N` (DATABASE_URL, JWT_SECRET, AGENT_BACKEND=echo, no
+REDIS_URL) and `uvicorn bench_raw:app --workers N`. Before timing, --check parameter sets per
+operation are sent to both and the parsed answers must be identical (json.dumps of each, so
+key order counts); a difference stops the bench. Then, per operation and server, wrk (Debian's
+/usr/bin/wrk) runs a warm-up and a timed run with a generated Lua script that rotates through
+the parameter sets (full body and Authorization header each) and counts non-200 answers and
+answers with "errors"; a run with any is reported as invalid. Printed per process count:
+req/s, p50, p99 (wrk's latency), and CPU ms per request of the server's process tree (parent
+and workers, /proc utime + stime before and after the timed run), with PostgreSQL's backends'
+and wrk's own CPU per request below the table (all share the same cores).
 """
 
 from __future__ import annotations
@@ -13,47 +34,80 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import random
+import resource
 import secrets
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 
-from graphql_api.core.embedded import embedded_postgres, free_port, with_database
-from graphql_api.core.migrate import migrate
+from graphql_api.core.embedded import embedded_postgres, free_port
 from graphql_api.core.tokens import mint_token
 from graphql_api.schema.types import message_cursor
 
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_data
+
+SCRIPTS = Path(__file__).parent
 SECRET = "bench-" + secrets.token_hex(16)
-SCENARIOS = {
-    "sessions(first:50) + lastMessage + messages(last:3)": (
-        "{ sessions(first: 50) { edges { node { sessionId lastMessage { content } "
-        "messages(last: 3) { edges { node { content } } } } } } }",
-        None,
-    ),
-    "messages(last:50), newest page of 200k": (
-        "query($s: String!) { messages(sessionId: $s, last: 50) { edges { cursor node { content } } } }",
-        "big",
-    ),
-    "messages(last:50, before: middle of 200k)": (
-        "query($s: String!, $b: String) { messages(sessionId: $s, last: 50, before: $b) "
-        "{ edges { node { content } } } }",
-        "deep",
-    ),
-    "sendMessage (echo agent)": (
-        'mutation($s: String) { sendMessage(input: {sessionId: $s, content: "hi"}) '
-        "{ reply { content } } }",
-        "web",
-    ),
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+PARAMETER_SETS = 1_000
+
+Q1 = (
+    "query Q1($s: String!, $b: String) { messages(sessionId: $s, last: 50, before: $b) "
+    "{ edges { cursor node { id role content createdAt via } } "
+    "pageInfo { hasPreviousPage startCursor } } }"
+)
+Q2 = (
+    "query Q2($first: Int) { sessions(first: $first) { edges { cursor node { id sessionId "
+    "channel agentName title isActive updatedAt lastMessage { id role content createdAt } } } "
+    "pageInfo { hasNextPage endCursor } } }"
+)
+Q2T = (
+    "query Q2T($first: Int) { sessions(first: $first, channel: TELEGRAM) { edges { cursor node "
+    "{ id sessionId channel agentName title isActive updatedAt lastMessage { id role content "
+    "createdAt } } } pageInfo { hasNextPage endCursor } } }"
+)
+DOCUMENTS = {"Q1": Q1, "Q2": Q2, "Q2T": Q2T}
+LABELS = {
+    "Q1": "Q1 messages(last:50, before: deep)",
+    "Q2": "Q2 sessions(first:50) + lastMessage",
+    "Q2T": "Q2T sessions(first:50, TELEGRAM)",
 }
+
+
+@dataclass(frozen=True)
+class Request:
+    authorization: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    bad: int  # non-200, answers with errors, socket errors
+    cpu_ms: float  # server process tree, per request
+    pg_ms: float | None  # PostgreSQL backends of the bench database, per request
+    wrk_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
 
 
 @contextlib.contextmanager
@@ -68,134 +122,388 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
-async def wait_until_healthy(client: httpx.AsyncClient, tries: int = 300) -> None:
-    """Until the server under test answers /healthz (it may still be importing)."""
-    for _ in range(tries):
-        with contextlib.suppress(httpx.HTTPError):
-            if (await client.get("/healthz")).status_code == 200:
-                return
-        await asyncio.sleep(0.1)
+# --- parameter sets -------------------------------------------------------------------------
 
 
-async def seed(url: str, person: uuid.UUID) -> dict[str, str]:
+async def parameter_sets(url: str) -> dict[str, list[Request]]:
+    rng = random.Random(1414)
+    tokens: dict[uuid.UUID, str] = {}
+
+    def bearer(user_id: uuid.UUID) -> str:
+        if user_id not in tokens:
+            tokens[user_id] = "Bearer " + mint_token(SECRET, user_id, ttl=12 * 3600)
+        return tokens[user_id]
+
+    def body(name: str, variables: dict[str, Any]) -> str:
+        return json.dumps({"query": DOCUMENTS[name], "operationName": name, "variables": variables})
+
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(
-            """
-            INSERT INTO chat_sessions (user_id, chat_id, session_id, channel, updated_at)
-            SELECT gen_random_uuid(), gen_random_uuid(), 'other-' || n,
-                   (ARRAY['web','telegram','scheduled'])[1 + n % 3], now() - n * interval '1 s'
-              FROM generate_series(1, 20000) n;
-            INSERT INTO chat_sessions (user_id, chat_id, session_id, channel, updated_at)
-            SELECT $1::uuid, gen_random_uuid(), 'mine-' || n,
-                   (ARRAY['web','telegram','scheduled'])[1 + n % 3], now() - n * interval '1 s'
-              FROM generate_series(1, 1000) n;
-            INSERT INTO chat_message_history (session_id, message)
-            SELECT 'mine-' || s, jsonb_build_object('type', 'human',
-                   'data', jsonb_build_object('content', 'message ' || m))
-              FROM generate_series(1, 1000) s, generate_series(1, 5) m;
-            INSERT INTO chat_message_history (session_id, message)
-            SELECT 'mine-1', jsonb_build_object('type', CASE WHEN n % 2 = 0 THEN 'human' ELSE 'ai' END,
-                   'data', jsonb_build_object('content', 'message ' || n))
-              FROM generate_series(1, 200000) n;
-            ANALYZE;
-            """.replace("$1::uuid", f"'{person}'::uuid")
+        busy = await conn.fetch(
+            "SELECT m.session_id, s.user_id, m.n FROM (SELECT session_id, count(*) AS n "
+            "FROM chat_message_history GROUP BY session_id HAVING count(*) >= 2000) m "
+            "JOIN chat_sessions s USING (session_id) ORDER BY m.session_id"
         )
-        middle = await conn.fetchval(
-            "SELECT id FROM chat_message_history WHERE session_id = 'mine-1' "
-            "ORDER BY id OFFSET 100000 LIMIT 1"  # setup only, not the API
-        )
+        q1 = []
+        for k in range(PARAMETER_SETS):
+            row = busy[k % len(busy)]
+            offset = rng.randint(row["n"] // 10, row["n"] * 9 // 10)
+            position = await conn.fetchval(  # setup only, not what is measured
+                "SELECT id FROM chat_message_history WHERE session_id = $1 "
+                "ORDER BY id OFFSET $2 LIMIT 1",
+                row["session_id"],
+                offset,
+            )
+            q1.append(
+                Request(
+                    bearer(row["user_id"]),
+                    body(
+                        "Q1",
+                        {"s": row["session_id"], "b": message_cursor(row["session_id"], position)},
+                    ),
+                )
+            )
+        rng.shuffle(q1)
+        people = [
+            r["user_id"]
+            for r in await conn.fetch("SELECT DISTINCT user_id FROM chat_sessions ORDER BY user_id")
+        ]
     finally:
         await conn.close()
-    return {"big": "mine-1", "deep": message_cursor("mine-1", middle), "web": "mine-3"}
+    sets = {"Q1": q1}
+    for name in ("Q2", "Q2T"):
+        chosen = rng.sample(people, min(PARAMETER_SETS, len(people)))
+        sets[name] = [Request(bearer(p), body(name, {"first": 50})) for p in chosen]
+    return sets
 
 
-async def measure(
-    client: httpx.AsyncClient, query: str, variables: dict | None, requests: int, concurrency: int
-) -> tuple[list[float], float]:
-    latencies: list[float] = []
-    queue = asyncio.Queue[int]()
-    for n in range(requests):
-        queue.put_nowait(n)
-
-    async def worker() -> None:
-        while not queue.empty():
-            queue.get_nowait()
-            start = time.perf_counter()
-            response = await client.post("/graphql", json={"query": query, "variables": variables})
-            latencies.append(time.perf_counter() - start)
-            body = response.json()
-            if body.get("errors"):
-                raise RuntimeError(body["errors"])
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started
+# --- servers --------------------------------------------------------------------------------
 
 
-async def run(server_url: str, args: argparse.Namespace) -> None:
-    name = "us_bench_" + secrets.token_hex(4)
-    url = with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start(kind: str, url: str, workers: int) -> Server:
     port = free_port()
-    process = None
+    env = {**os.environ, "JWT_SECRET": SECRET, "AGENT_BACKEND": "echo"}
+    env.pop("REDIS_URL", None)
+    if kind == "project":
+        env["DATABASE_URL"] = url
+        command = [str(Path(sys.executable).parent / "unified-sessions"), "serve"]
+        command += ["--port", str(port), "--workers", str(workers)]
+    else:
+        env["BENCH_RAW_DATABASE_URL"] = url
+        command = [sys.executable, "-m", "uvicorn", "bench_raw:app", "--app-dir", str(SCRIPTS)]
+        command += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
+        command += ["--log-level", "warning"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    server = Server(kind, process, port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the {kind} server exited with code {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            healthy = httpx.get(server.base + "/healthz", timeout=2).status_code == 200
+            # every worker up: as many children as workers (a single worker runs in-process)
+            if healthy and (workers == 1 or len(_tree(process.pid)) > workers):
+                return server
+        time.sleep(0.2)
+    stop(server)
+    raise RuntimeError(f"the {kind} server did not answer /healthz in time")
+
+
+def stop(server: Server) -> None:
+    server.process.terminate()
     try:
-        await migrate(url)
-        person = uuid.uuid4()
-        t = time.perf_counter()
-        ids = await seed(url, person)
-        print(f"seeded 21,000 sessions and 205,000 messages in {time.perf_counter() - t:.1f}s")
-        env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": SECRET, "AGENT_BACKEND": "echo"}
-        env.pop("REDIS_URL", None)
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "unified-sessions"), "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and all its descendants."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found.extend(_tree(int(child)))
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return seconds
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+
+
+async def _backends(url: str) -> list[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
         )
-        token = mint_token(SECRET, person)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        ) as client:
-            await wait_until_healthy(client)
-            print(
-                f"\n{args.requests} requests each, {args.concurrency} concurrent, one server process"
-            )
-            print(f"{'scenario':55} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}")
-            for name, (query, var) in SCENARIOS.items():
-                variables = None
-                if var == "big":
-                    variables = {"s": ids["big"]}
-                elif var == "deep":
-                    variables = {"s": ids["big"], "b": ids["deep"]}
-                elif var == "web":
-                    variables = {"s": None}
-                await measure(client, query, variables, 20, 2)  # warm-up
-                latencies, elapsed = await measure(
-                    client, query, variables, args.requests, args.concurrency
-                )
-                latencies.sort()
-                p50 = statistics.median(latencies) * 1000
-                p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
-                print(f"{name:55} {p50:8.1f} {p95:8.1f} {args.requests / elapsed:8.0f}")
+        return [r["pid"] for r in rows]
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=10)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await conn.close()
+
+
+# --- load -----------------------------------------------------------------------------------
+
+_LUA = """
+local requests = {}
+local position = 0
+non200 = 0
+gqlerrors = 0
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  counter = counter + 1
+  thread:set("thread_number", counter)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  for k = 1, #bodies do
+    requests[k] = wrk.format("POST", "/graphql", {
+      ["Content-Type"] = "application/json",
+      ["Authorization"] = auths[k],
+    }, bodies[k])
+  end
+  position = ((thread_number or 1) - 1) * 499 % #requests
+end
+
+function request()
+  position = position % #requests + 1
+  return requests[position]
+end
+
+function response(status, headers, body)
+  if status ~= 200 then
+    non200 = non200 + 1
+  elseif string.find(body, '"errors"', 1, true) then
+    gqlerrors = gqlerrors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad_status, bad_answers = 0, 0
+  for _, thread in ipairs(threads) do
+    bad_status = bad_status + thread:get("non200")
+    bad_answers = bad_answers + thread:get("gqlerrors")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH-RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), bad_status, bad_answers,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    assert "]==]" not in text
+    return "[==[" + text + "]==]"
+
+
+def write_lua(directory: Path, name: str, requests: list[Request]) -> Path:
+    path = directory / f"{name}.lua"
+    bodies = ",\n".join(_lua_string(r.body) for r in requests)
+    auths = ",\n".join(_lua_string(r.authorization) for r in requests)
+    path.write_text(f"bodies = {{\n{bodies}\n}}\nauths = {{\n{auths}\n}}\n{_LUA}")
+    return path
+
+
+def wrk(server: Server, lua: Path, seconds: float, args: argparse.Namespace) -> list[int]:
+    command = [WRK, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s"]
+    command += ["--timeout", "10s", "-s", str(lua), server.base + "/graphql"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    for line in output.splitlines():
+        if line.startswith("BENCH-RESULT "):
+            return [int(float(v)) for v in line.split()[1:]]
+    raise RuntimeError(f"wrk printed no result:\n{output}")
+
+
+def measure(server: Server, url: str, lua: Path, args: argparse.Namespace) -> Result:
+    wrk(server, lua, args.warmup, args)
+    pids = _tree(server.process.pid)
+    backends = asyncio.run(_backends(url))
+    cpu_before, pg_before = _cpu_seconds(pids), _cpu_seconds(backends)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    requests, duration_us, p50, p99, non200, errors, socket_errors = wrk(
+        server, lua, args.duration, args
+    )
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = _spent(cpu_before, _cpu_seconds(_tree(server.process.pid)))
+    backends = sorted(set(backends) | set(asyncio.run(_backends(url))))
+    pg_after = _cpu_seconds(backends)
+    n = max(requests, 1)
+    wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime) - (
+        wrk_before.ru_utime + wrk_before.ru_stime
+    )
+    return Result(
+        requests=requests,
+        seconds=duration_us / 1e6,
+        p50_ms=p50 / 1000,
+        p99_ms=p99 / 1000,
+        bad=non200 + errors + socket_errors,
+        cpu_ms=cpu * 1000 / n,
+        pg_ms=_spent(pg_before, pg_after) * 1000 / n if pg_after else None,
+        wrk_ms=wrk_cpu * 1000 / n,
+    )
+
+
+# --- correctness ----------------------------------------------------------------------------
+
+
+def check_same_answers(
+    raw: Server, project: Server, sets: dict[str, list[Request]], count: int
+) -> None:
+    with httpx.Client(timeout=30) as client:
+        for name, requests in sets.items():
+            for request in requests[:count]:
+                answers = []
+                for server in (raw, project):
+                    response = client.post(
+                        server.base + "/graphql",
+                        content=request.body,
+                        headers={
+                            "Authorization": request.authorization,
+                            "Content-Type": "application/json",
+                        },
+                    )
+                    if response.status_code != 200 or "errors" in response.json():
+                        raise SystemExit(
+                            f"{name}: {server.name} answered {response.status_code}: "
+                            f"{response.text[:500]}\nrequest: {request.body}"
+                        )
+                    answers.append(json.dumps(response.json()))
+                if answers[0] != answers[1]:
+                    at = next(
+                        (i for i, (a, b) in enumerate(zip(*answers, strict=False)) if a != b),
+                        min(map(len, answers)),
+                    )
+                    raise SystemExit(
+                        f"{name}: the raw endpoint and the API answer differently "
+                        f"(first difference at character {at}):\n"
+                        f"  raw: ...{answers[0][max(0, at - 120) : at + 120]}\n"
+                        f"  api: ...{answers[1][max(0, at - 120) : at + 120]}\n"
+                        f"request: {request.body}"
+                    )
+            print(f"  {name}: {count} answers identical", flush=True)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def print_table(workers: int, results: dict[str, dict[str, Result]]) -> None:
+    print(f"\n{workers} worker process{'es' if workers > 1 else ''} each")
+    head = f"{'operation':38} | {'raw req/s':>9} {'p50':>6} {'p99':>6} {'CPU ms':>6} | "
+    head += f"{'API req/s':>9} {'p50':>6} {'p99':>6} {'CPU ms':>6} | {'API/raw':>7}"
+    print(head)
+    print("-" * len(head))
+    for name, by_server in results.items():
+        cells = []
+        for kind in ("raw", "project"):
+            r = by_server[kind]
+            rate = f"{r.rate:9.0f}" if not r.bad else f"{'INVALID':>9}"
+            cells.append(f"{rate} {r.p50_ms:6.1f} {r.p99_ms:6.1f} {r.cpu_ms:6.2f}")
+        ratio = by_server["project"].rate / by_server["raw"].rate
+        print(f"{LABELS[name]:38} | {cells[0]} | {cells[1]} | {ratio:7.2f}")
+    print("(p50/p99 in ms; CPU ms: the server's processes' user+system CPU per request)")
+    for name, by_server in results.items():
+        parts = []
+        for kind in ("raw", "project"):
+            r = by_server[kind]
+            pg = f"{r.pg_ms:.2f}" if r.pg_ms is not None else "n/a"
+            parts.append(f"{kind}: PostgreSQL {pg}, wrk {r.wrk_ms:.2f}")
+            if r.bad:
+                parts[-1] += f", {r.bad} bad answers (INVALID)"
+        print(f"  {name} other CPU ms/req: " + "; ".join(parts))
+
+
+def run(server_url: str, args: argparse.Namespace) -> None:
+    url, generated = asyncio.run(bench_data.ensure_data(server_url))
+    seconds = (
+        generated if generated is not None else asyncio.run(bench_data.generation_seconds(url))
+    )
+    how = "generated now" if generated is not None else "reused"
+    print(
+        f"data: {bench_data.SHAPE} in {bench_data.DATABASE} ({how}; generation took "
+        f"{seconds:.0f} s)"
+        if seconds is not None
+        else f"data: {bench_data.SHAPE}"
+    )
+    sets = asyncio.run(parameter_sets(url))
+    only = [name for name in args.only.split(",") if name]
+    sets = {name: sets[name] for name in only}
+    print(
+        f"{PARAMETER_SETS} parameter sets per operation; wrk -t{args.threads} "
+        f"-c{args.connections}, {args.warmup:g} s warm-up, {args.duration:g} s timed; "
+        f"{os.cpu_count()} cores shared by wrk, the server and PostgreSQL"
+    )
+    with tempfile.TemporaryDirectory(prefix="us-bench-") as tmp:
+        scripts = {name: write_lua(Path(tmp), name, requests) for name, requests in sets.items()}
+        for index, workers in enumerate(int(w) for w in args.workers.split(",")):
+            raw = start("raw", url, workers)
+            try:
+                project = start("project", url, workers)
+                try:
+                    if index == 0 and args.check:
+                        print("checking that both answer alike:", flush=True)
+                        check_same_answers(raw, project, sets, args.check)
+                    results: dict[str, dict[str, Result]] = {}
+                    for name, lua in scripts.items():
+                        results[name] = {
+                            server.name: measure(server, url, lua, args)
+                            for server in (raw, project)
+                        }
+                        print(f"  {name} measured at {workers} worker(s)", flush=True)
+                finally:
+                    stop(project)
+            finally:
+                stop(raw)
+            print_table(workers, results)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", default="1,2", help="server process counts, e.g. 1,2")
+    parser.add_argument("--only", default="Q1,Q2,Q2T", help="operations, e.g. Q1,Q2")
+    parser.add_argument("--check", type=int, default=50, help="answers compared per operation")
     args = parser.parse_args()
+    if unknown := set(args.only.split(",")) - DOCUMENTS.keys() - {""}:
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
     with postgres_server() as server_url:
-        asyncio.run(run(server_url, args))
+        run(server_url, args)
 
 
 if __name__ == "__main__":

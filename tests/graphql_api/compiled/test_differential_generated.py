@@ -176,7 +176,7 @@ async def test_generated_documents_answer_as_the_reference(
     except AssertionError as exc:
         if KNOWN_500 in str(exc):
             # The reference's own race (a cancelled shared DataLoader future: HTTP 500 or not,
-            # by timing; /tmp/notes/differential.md #1). Both servers run the reference there
+            # by timing; see the issue 14 closing note). Both servers run the reference there
             # (the compiled path declines the request), so it says nothing about the SQL.
             counts["reference_500"] += 1
             return
