@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,22 @@ from ..core.tokens import InvalidToken, TokenVerifier, Viewer
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose shared futures survive one waiter's cancellation.
+
+    Strawberry's DataLoader hands every resolver asking for a key the same future. When a
+    field error nulls a parent, graphql-core cancels the parent's pending fields, and a task
+    cancelled while awaiting a future cancels that future: every other resolver waiting for
+    the key then got CancelledError, which escaped as an HTTP 500. Each waiter now awaits its
+    own shield of the shared future (DataLoader.load, public API).
+    """
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
+
 LoaderFactory = Callable[[asyncpg.Pool], DataLoader[K, V]]
 
 A = TypeVar("A")
@@ -44,7 +61,7 @@ def paged_loader(pool: asyncpg.Pool, fetch: PagesFetch[A, B, P]) -> DataLoader[t
                 found[(owner, position, limit)] = page
         return [found[key] for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 PageKey = tuple[str, int | None, int]  # (session_id, before message id or None, rows to fetch)
@@ -66,7 +83,7 @@ def session_channels(pool: asyncpg.Pool) -> DataLoader[str, str]:
         found = {r["session_id"]: r["channel"] for r in records}
         return [found.get(key, "web") for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 def message_deliveries(pool: asyncpg.Pool) -> DataLoader[int, list[deliveries.DeliveryRow]]:
@@ -74,7 +91,7 @@ def message_deliveries(pool: asyncpg.Pool) -> DataLoader[int, list[deliveries.De
         found = await deliveries.of_messages(pool, keys)
         return [found.get(key, []) for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 UnreadKey = tuple[uuid.UUID, str]  # (person, session_id)
@@ -93,7 +110,7 @@ def unread_counts(pool: asyncpg.Pool) -> DataLoader[UnreadKey, int]:
             found.update({(user_id, sid): n for sid, n in counts.items()})
         return [found.get(key, 0) for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 @dataclass

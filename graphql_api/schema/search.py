@@ -17,6 +17,7 @@ from ..core.channels import SchemaPart
 from ..core.errors import BadInput, NotFound
 from ..core.models import MessageRow, SessionRow
 from ..core.pagination import Keyset, page_size, window
+from .context import SharedLoader
 from .types import (
     MESSAGES,
     Channel,
@@ -45,7 +46,7 @@ def owned_sessions(pool: asyncpg.Pool) -> DataLoader[SessionKey, SessionRow | No
                 found[(owner, row.session_id)] = row
         return [found.get(key) for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 @strawberry.type(description="A message of the viewer's that matches a search.")
