@@ -41,13 +41,10 @@ def quote(text: str) -> str:
 
 
 def iso(value: str) -> str:
-    """`datetime.isoformat()` of a timestamptz, as Python prints the UTC value."""
+    """`datetime.isoformat()` of a timestamptz, as Python prints the UTC value: six digits of
+    fraction, none when the microseconds are 0 (one `to_char`, then the empty fraction cut)."""
     utc = f"({value} AT TIME ZONE 'UTC')"
-    return (
-        f"(CASE WHEN date_part('microseconds', {value})::bigint % 1000000 = 0 "
-        f"THEN to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
-        f"ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') END || '+00:00')"
-    )
+    return f"(replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00')"
 
 
 def global_id(type_name: str, node_id: str) -> str:
