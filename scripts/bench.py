@@ -18,9 +18,10 @@ Operations (the documents below), 1,000 rotating parameter sets each:
 
 For each process count in --workers, both servers are started as real processes on the same
 data: `unified-sessions serve --workers N` (DATABASE_URL, JWT_SECRET, AGENT_BACKEND=echo, no
-REDIS_URL) and `uvicorn bench_raw:app --workers N`. Before timing, --check parameter sets per
-operation are sent to both and the parsed answers must be identical (json.dumps of each, so
-key order counts); a difference stops the bench. Then, per operation and server, wrk (Debian's
+REDIS_URL, and DB_POOL_MAX=10: the raw endpoint's pool size) and `uvicorn bench_raw:app
+--workers N`. Before timing, --check parameter sets per operation are sent to both and the
+parsed answers must be identical (json.dumps of each, so key order counts); a difference stops
+the bench. Then, per operation and server, wrk (Debian's
 /usr/bin/wrk) runs a warm-up and a timed run with a generated Lua script that rotates through
 the parameter sets (full body and Authorization header each) and counts non-200 answers and
 answers with "errors"; a run with any is reported as invalid. Printed per process count:
@@ -59,6 +60,7 @@ from graphql_api.schema.types import message_cursor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_data
+import bench_raw
 
 SCRIPTS = Path(__file__).parent
 SECRET = "bench-" + secrets.token_hex(16)
@@ -197,6 +199,7 @@ def start(kind: str, url: str, workers: int) -> Server:
     env.pop("REDIS_URL", None)
     if kind == "project":
         env["DATABASE_URL"] = url
+        env["DB_POOL_MAX"] = str(bench_raw.POOL_SIZE)  # both sides hold as many connections
         command = [str(Path(sys.executable).parent / "unified-sessions"), "serve"]
         command += ["--port", str(port), "--workers", str(workers)]
     else:
