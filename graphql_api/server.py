@@ -173,11 +173,12 @@ def _protocol(limits: HttpLimits) -> type[BoundedHttpToolsProtocol]:
 class FrozenStartupHeap:
     """Hides what exists once the app has started from the garbage collector (`gc.freeze`).
 
-    After start-up a worker holds ~230,000 tracked objects that live as long as it does (modules,
-    the schema, the compiled plans' machinery), and one full collection walks them all: ~200 ms
-    on this project's 2-core bench machine, paid by whichever requests are in flight (it was the
-    whole p99 tail: 190-240 ms with it, under 40 ms without; docs/performance.md). Frozen, they
-    are never walked again; what requests create is collected as usual.
+    After start-up a process holds objects that live as long as it does (modules, the schema,
+    the compiled plans' machinery): ~230,000 in a single-process `serve`, and one full
+    collection walks them all, ~200 ms on this project's 2-core bench machine, paid by whichever
+    requests are in flight (Q1's p99 alone: 188-232 ms before, 34-49 ms after;
+    docs/performance.md). Frozen, they are never walked again; what requests create is
+    collected as usual.
     """
 
     def __init__(self, app: ASGIApp) -> None:

@@ -21,13 +21,13 @@ data: `unified-sessions serve --workers N` (DATABASE_URL, JWT_SECRET, AGENT_BACK
 REDIS_URL, and DB_POOL_MAX=10: the raw endpoint's pool size) and `uvicorn bench_raw:app
 --workers N`. Before timing, --check parameter sets per operation are sent to both and the
 parsed answers must be identical (json.dumps of each, so key order counts); a difference stops
-the bench. Then, per operation and server, wrk (Debian's
-/usr/bin/wrk) runs a warm-up and a timed run with a generated Lua script that rotates through
-the parameter sets (full body and Authorization header each) and counts non-200 answers and
-answers with "errors"; a run with any is reported as invalid. Printed per process count:
-req/s, p50, p99 (wrk's latency), and CPU ms per request of the server's process tree (parent
-and workers, /proc utime + stime before and after the timed run), with PostgreSQL's backends'
-and wrk's own CPU per request below the table (all share the same cores).
+the bench. Then, per operation and server, wrk (Debian's /usr/bin/wrk) runs a warm-up and a
+timed run with a generated Lua script that rotates through the parameter sets (full body and
+Authorization header each) and counts non-200 answers and answers with "errors"; a run with any
+is reported as invalid. Printed per process count: req/s, p50, p99 (wrk's latency), and CPU ms
+per request of the server's process tree (parent and workers, /proc utime + stime before and
+after the timed run), with PostgreSQL's backends' and wrk's own CPU per request below the table
+(all share the same cores).
 """
 
 from __future__ import annotations
