@@ -152,7 +152,7 @@ def _nested_pages(request: Request, pages: list[PageArgs], session_id: str | Non
             before_id = _read_before(before, session_id)
         _page(request, page.slot, request.arg(selection, "last"), before_id)
         if page.session_id is not None and session_id is not None:
-            request.values[page.slot + "binding"] = MESSAGES.binding((session_id,))
+            request.values[page.slot + "head"] = MESSAGES.cursor_head((session_id,))
 
 
 class Root:
@@ -209,7 +209,7 @@ class SessionsRoot(Root):
             values[slot + "after_at"], values[slot + "after_id"] = key.updated_at, key.id
         values[slot + "channel"] = channel
         values[slot + "limit"], values[slot + "fetch"] = limit, limit + 1
-        values[slot + "binding"] = SESSIONS.binding(scope)
+        values[slot + "head"] = SESSIONS.cursor_head(scope)
         variant = (channel is not None, after is not None, archived)
         _nested_pages(request, self.pages[variant], None)
         return variant
@@ -244,7 +244,7 @@ class MessagesRoot(Root):
             limit=builder.param("limit", "int"),
             fetch=builder.param("fetch", "int"),
             before=builder.param("before", "bigint"),
-            binding=builder.param("binding", "text"),
+            head=builder.param("head", "text"),
         )
         return (
             f"SELECT {page} FROM chat_sessions s "
@@ -258,7 +258,7 @@ class MessagesRoot(Root):
         session_id, before = _possible_session_id(arg("sessionId")), arg("before")
         before_id = None if before is None else _read_before(before, session_id)
         request.values[self.slot + "session_id"] = session_id
-        request.values[self.slot + "binding"] = MESSAGES.binding((session_id,))
+        request.values[self.slot + "head"] = MESSAGES.cursor_head((session_id,))
         _page(request, self.slot, arg("last"), before_id)
         return None
 
@@ -286,7 +286,7 @@ class NodeRoot(Root):
                 f"ON s.session_id = m.session_id "
                 f"WHERE m.id = {builder.param('id', 'bigint')} AND s.user_id = {viewer}"
             )
-        return "SELECT NULL::json"
+        return "SELECT NULL::text"
 
     def prepare(self, request: Request) -> Any:
         try:
@@ -312,7 +312,7 @@ class TypenameRoot(Root):
     nullable = True
 
     def build(self, builder: Builder, variant: Any) -> str:
-        return "SELECT to_json('Query'::text)"
+        return "SELECT '\"Query\"'::text"
 
     def prepare(self, request: Request) -> Any:
         return None

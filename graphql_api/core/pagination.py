@@ -104,9 +104,17 @@ class Keyset:
         except (ValueError, OverflowError):
             raise bad_cursor(argument) from None
 
+    def cursor_head(self, scope: Sequence[str]) -> str:
+        """The start every cursor of `scope` shares: base64url of `<tag>:<binding>:`, a whole
+        number of 3-byte groups, so a cursor is this head followed by base64url of its position
+        text alone (the compiled path encodes only the position, in SQL)."""
+        prefix = f"{self.tag}:{self.binding(scope)}:".encode()
+        if len(prefix) % 3:
+            raise ValueError(f"{self.tag}: the cursor prefix is not a whole number of groups")
+        return base64.urlsafe_b64encode(prefix).decode()
+
     def binding(self, scope: Sequence[str]) -> str:
-        """The hash that binds this list's cursors to `scope` (the compiled path builds cursors
-        in SQL around it)."""
+        """The hash that binds this list's cursors to `scope`."""
         material = json.dumps([self.tag, self.ordering, *scope]).encode()
         digest = hashlib.blake2b(
             material, digest_size=_BINDING_BYTES, person=_BINDING_PERSON
