@@ -2,8 +2,8 @@
 endpoint serving the same answers (scripts/bench_raw.py). Printed, never asserted.
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench
-    python scripts/bench.py [--duration 10] [--warmup 3] [--connections 32] [--threads 2]
-                            [--workers 1,2] [--only Q1,Q2,Q2T] [--check 50]
+    python scripts/bench.py [--rounds 3] [--duration 5] [--warmup 3] [--connections 32]
+                            [--threads 2] [--workers 1,2] [--only Q1,Q2,Q2T] [--check 50]
 
 Data: 3,000,000 messages in 100,000 sessions of 2,000 people (scripts/bench_data.py), kept in
 the database `us_bench_3m` on BENCH_DATABASE_URL's server and reused by later runs (generated
@@ -21,13 +21,16 @@ data: `unified-sessions serve --workers N` (DATABASE_URL, JWT_SECRET, AGENT_BACK
 REDIS_URL, and DB_POOL_MAX=10: the raw endpoint's pool size) and `uvicorn bench_raw:app
 --workers N`. Before timing, --check parameter sets per operation are sent to both and the
 parsed answers must be identical (json.dumps of each, so key order counts); a difference stops
-the bench. Then, per operation and server, wrk (Debian's /usr/bin/wrk) runs a warm-up and a
-timed run with a generated Lua script that rotates through the parameter sets (full body and
-Authorization header each) and counts non-200 answers and answers with "errors"; a run with any
-is reported as invalid. Printed per process count: req/s, p50, p99 (wrk's latency), and CPU ms
-per request of the server's process tree (parent and workers, /proc utime + stime before and
-after the timed run), with PostgreSQL's backends' and wrk's own CPU per request below the table
-(all share the same cores).
+the bench. Then, per operation, wrk (Debian's /usr/bin/wrk) warms each server up and runs
+--rounds timed runs on each, the two servers taking turns (raw, API; API, raw; ...), so that
+what drifts on a shared machine while the bench runs weighs on both alike. wrk runs a generated
+Lua script that rotates through the parameter sets (full body and Authorization header each)
+and counts non-200 answers and answers with "errors"; a run with any is reported as invalid.
+Printed per process count: req/s over all rounds, the median round's p50 and p99 (wrk's
+latency), CPU ms per request of the server's process tree (parent and workers, /proc utime +
+stime around each timed run), and API/raw: the median of the rounds' ratios, each taken between
+two back-to-back runs (their range is printed below the table, with the worst round's p99 and
+PostgreSQL's backends' and wrk's own CPU per request: all share the same cores).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import random
 import resource
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,6 +114,32 @@ class Result:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """One server's timed runs of one operation."""
+
+    runs: list[Result]
+
+    @property
+    def rate(self) -> float:
+        return sum(r.requests for r in self.runs) / sum(r.seconds for r in self.runs)
+
+    @property
+    def bad(self) -> int:
+        return sum(r.bad for r in self.runs)
+
+    def median(self, value: str) -> float:
+        return statistics.median(getattr(r, value) for r in self.runs)
+
+    def per_request(self, value: str) -> float | None:
+        """CPU ms per request over all rounds (None if a round could not measure it)."""
+        values = [getattr(r, value) for r in self.runs]
+        if any(v is None for v in values):
+            return None
+        total = sum(v * r.requests for v, r in zip(values, self.runs, strict=True))
+        return float(total / max(1, sum(r.requests for r in self.runs)))
 
 
 @contextlib.contextmanager
@@ -350,7 +380,7 @@ def wrk(server: Server, lua: Path, seconds: float, args: argparse.Namespace) -> 
 
 
 def measure(server: Server, url: str, lua: Path, args: argparse.Namespace) -> Result:
-    wrk(server, lua, args.warmup, args)
+    """One timed run (the server warmed up already)."""
     pids = _tree(server.process.pid)
     backends = asyncio.run(_backends(url))
     cpu_before, pg_before = _cpu_seconds(pids), _cpu_seconds(backends)
@@ -421,7 +451,27 @@ def check_same_answers(
 # --- the run --------------------------------------------------------------------------------
 
 
-def print_table(workers: int, results: dict[str, dict[str, Result]]) -> None:
+def ratios(by_server: dict[str, Rounds]) -> list[float]:
+    """API/raw of each round, between two back-to-back runs."""
+    pairs = zip(by_server["project"].runs, by_server["raw"].runs, strict=True)
+    return [api.rate / raw.rate for api, raw in pairs]
+
+
+def compare(
+    raw: Server, project: Server, url: str, lua: Path, args: argparse.Namespace
+) -> dict[str, Rounds]:
+    """Warm both up, then --rounds timed runs each, taking turns (who goes first alternates)."""
+    servers = (raw, project)
+    for server in servers:
+        wrk(server, lua, args.warmup, args)
+    runs: dict[str, list[Result]] = {server.name: [] for server in servers}
+    for index in range(args.rounds):
+        for server in servers if index % 2 == 0 else servers[::-1]:
+            runs[server.name].append(measure(server, url, lua, args))
+    return {name: Rounds(results) for name, results in runs.items()}
+
+
+def print_table(workers: int, results: dict[str, dict[str, Rounds]]) -> None:
     print(f"\n{workers} worker process{'es' if workers > 1 else ''} each")
     head = f"{'operation':38} | {'raw req/s':>9} {'p50':>6} {'p99':>6} {'CPU ms':>6} | "
     head += f"{'API req/s':>9} {'p50':>6} {'p99':>6} {'CPU ms':>6} | {'API/raw':>7}"
@@ -432,19 +482,28 @@ def print_table(workers: int, results: dict[str, dict[str, Result]]) -> None:
         for kind in ("raw", "project"):
             r = by_server[kind]
             rate = f"{r.rate:9.0f}" if not r.bad else f"{'INVALID':>9}"
-            cells.append(f"{rate} {r.p50_ms:6.1f} {r.p99_ms:6.1f} {r.cpu_ms:6.2f}")
-        ratio = by_server["project"].rate / by_server["raw"].rate
+            cpu = r.per_request("cpu_ms") or 0.0
+            cells.append(f"{rate} {r.median('p50_ms'):6.1f} {r.median('p99_ms'):6.1f} {cpu:6.2f}")
+        ratio = statistics.median(ratios(by_server))
         print(f"{LABELS[name]:38} | {cells[0]} | {cells[1]} | {ratio:7.2f}")
-    print("(p50/p99 in ms; CPU ms: the server's processes' user+system CPU per request)")
+    print(
+        "(p50/p99: the median round's, ms; CPU ms: the server's processes' user+system CPU per "
+        "request; API/raw: the median round's ratio)"
+    )
     for name, by_server in results.items():
-        parts = []
+        each = ratios(by_server)
+        parts = [f"API/raw per round {' '.join(f'{x:.2f}' for x in each)}"]
         for kind in ("raw", "project"):
             r = by_server[kind]
-            pg = f"{r.pg_ms:.2f}" if r.pg_ms is not None else "n/a"
-            parts.append(f"{kind}: PostgreSQL {pg}, wrk {r.wrk_ms:.2f}")
+            pg = r.per_request("pg_ms")
+            worst = max(run.p99_ms for run in r.runs)
+            parts.append(
+                f"{kind}: worst p99 {worst:.1f}, PostgreSQL "
+                f"{f'{pg:.2f}' if pg is not None else 'n/a'}, wrk {r.per_request('wrk_ms'):.2f}"
+            )
             if r.bad:
                 parts[-1] += f", {r.bad} bad answers (INVALID)"
-        print(f"  {name} other CPU ms/req: " + "; ".join(parts))
+        print(f"  {name}: " + "; ".join(parts))
 
 
 def run(server_url: str, args: argparse.Namespace) -> None:
@@ -464,7 +523,8 @@ def run(server_url: str, args: argparse.Namespace) -> None:
     sets = {name: sets[name] for name in only}
     print(
         f"{PARAMETER_SETS} parameter sets per operation; wrk -t{args.threads} "
-        f"-c{args.connections}, {args.warmup:g} s warm-up, {args.duration:g} s timed; "
+        f"-c{args.connections}, {args.warmup:g} s warm-up, {args.rounds} rounds of "
+        f"{args.duration:g} s, the servers taking turns; "
         f"{os.cpu_count()} cores shared by wrk, the server and PostgreSQL"
     )
     with tempfile.TemporaryDirectory(prefix="us-bench-") as tmp:
@@ -477,12 +537,9 @@ def run(server_url: str, args: argparse.Namespace) -> None:
                     if index == 0 and args.check:
                         print("checking that both answer alike:", flush=True)
                         check_same_answers(raw, project, sets, args.check)
-                    results: dict[str, dict[str, Result]] = {}
+                    results: dict[str, dict[str, Rounds]] = {}
                     for name, lua in scripts.items():
-                        results[name] = {
-                            server.name: measure(server, url, lua, args)
-                            for server in (raw, project)
-                        }
+                        results[name] = compare(raw, project, url, lua, args)
                         print(f"  {name} measured at {workers} worker(s)", flush=True)
                 finally:
                     stop(project)
@@ -495,7 +552,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs per server")
+    parser.add_argument("--duration", type=float, default=5, help="seconds per timed run")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -505,6 +563,8 @@ def main() -> None:
     args = parser.parse_args()
     if unknown := set(args.only.split(",")) - DOCUMENTS.keys() - {""}:
         parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     with postgres_server() as server_url:
         run(server_url, args)
 
