@@ -115,6 +115,14 @@ async def test_a_web_question_in_a_telegram_session_is_answered_in_telegram(
     assert outbox.fake.texts_to(user.chat_id) == texts
 
 
+async def due_now(pool: asyncpg.Pool, chat_id: int) -> None:
+    """Makes this chat's deliveries due, and no one else's: a delivery other tests left pending
+    would take the stand-in's queued failures."""
+    await pool.execute(
+        "UPDATE message_deliveries SET next_attempt_at = now() WHERE target = $1", str(chat_id)
+    )
+
+
 async def test_a_failing_bot_api_is_retried_then_failed_with_its_reason(outbox: Outbox) -> None:
     person = make_person()
     user, session_id = await telegram_conversation(outbox, person)
@@ -144,7 +152,7 @@ async def test_a_failing_bot_api_is_retried_then_failed_with_its_reason(outbox: 
         times=deliveries.MAX_ATTEMPTS,
     )
     for _ in range(deliveries.MAX_ATTEMPTS - 1):
-        await outbox.pool.execute("UPDATE message_deliveries SET next_attempt_at = now()")
+        await due_now(outbox.pool, user.chat_id)
         await outbox.workers.burst(EchoAgent())
     [failed] = (await outbox.api.ok(MESSAGE, {"id": reply_id}, token=person.token))["node"][
         "deliveries"
@@ -154,7 +162,7 @@ async def test_a_failing_bot_api_is_retried_then_failed_with_its_reason(outbox: 
     # One Bot API call per attempt (the stand-in records refused calls too), none after.
     tried = [t for t in outbox.fake.texts_to(user.chat_id) if "are you there?" in t]
     assert len(tried) == deliveries.MAX_ATTEMPTS
-    await outbox.pool.execute("UPDATE message_deliveries SET next_attempt_at = now()")
+    await due_now(outbox.pool, user.chat_id)
     await outbox.workers.burst(EchoAgent())
     assert len([t for t in outbox.fake.texts_to(user.chat_id) if "are you there?" in t]) == len(
         tried

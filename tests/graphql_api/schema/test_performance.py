@@ -62,6 +62,11 @@ async def _explain(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...]) -> list[
     return _plan_nodes(plan[0]["Plan"])
 
 
+# Seeding runs the per-row search trigger (a tsvector and a GIN entry for each of 200k messages):
+# far longer than any request's 30 s command timeout on a slow or cold machine.
+SEED_TIMEOUT = 600
+
+
 @pytest.fixture(scope="module")
 async def big_history(pool: asyncpg.Pool) -> tuple[Person, str]:
     """One person with 6k sessions, one of them 200k messages long, among 20k sessions of 2k
@@ -76,6 +81,7 @@ async def big_history(pool: asyncpg.Pool) -> tuple[Person, str]:
           FROM generate_series(1, 200000) AS n
         """,
         session.session_id,
+        timeout=SEED_TIMEOUT,
     )
     owners = [uuid.uuid4() for _ in range(2000)]
     await pool.execute(
@@ -86,6 +92,7 @@ async def big_history(pool: asyncpg.Pool) -> tuple[Person, str]:
           FROM generate_series(1, 20000) AS n
         """,
         owners,
+        timeout=SEED_TIMEOUT,
     )
     await pool.execute(
         """
