@@ -388,8 +388,10 @@ class Builder:
         page_info = {
             "hasNextPage": boolean(f"count(*) > {limit}"),
             "hasPreviousPage": "'true'" if after else "'false'",
-            "startCursor": f"(array_agg({edge_cursor} ORDER BY {p}.rn) {kept})[1]",
-            "endCursor": f"(array_agg({edge_cursor} ORDER BY {p}.rn DESC) {kept})[1]",
+            # The first and the last kept row's cursor, picked without sorting (max of one).
+            "startCursor": f"max({edge_cursor}) FILTER (WHERE {p}.rn = 1)",
+            "endCursor": f"max({edge_cursor}) FILTER (WHERE {p}.rn = {limit} "
+            f"OR ({p}.rn < {limit} AND {p}.last_row))",
         }
         connection = self.each(
             self.fields(selection, "ChatSessionConnection"),
@@ -403,11 +405,12 @@ class Builder:
             },
         )
         return (
-            f"(SELECT {connection} FROM (SELECT s.*, {row_cursor} AS cursor, row_number() OVER "
-            f"(ORDER BY s.updated_at DESC, s.id DESC) AS rn FROM (SELECT *, {iso('s.updated_at')} "
-            f"AS updated_iso FROM chat_sessions s WHERE {' AND '.join(conditions)} "
-            f"ORDER BY s.updated_at DESC, s.id DESC LIMIT "
-            f"{self.param('fetch', 'int')}) AS s) AS {p} GROUP BY ())"
+            f"(SELECT {connection} FROM (SELECT s.*, {row_cursor} AS cursor, row_number() OVER w "
+            f"AS rn, lead(s.id) OVER w IS NULL AS last_row FROM (SELECT *, "
+            f"{iso('s.updated_at')} AS updated_iso FROM chat_sessions s WHERE "
+            f"{' AND '.join(conditions)} ORDER BY s.updated_at DESC, s.id DESC LIMIT "
+            f"{self.param('fetch', 'int')}) AS s "
+            f"WINDOW w AS (ORDER BY s.updated_at DESC, s.id DESC)) AS {p} GROUP BY ())"
         )
 
 

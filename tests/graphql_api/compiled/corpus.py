@@ -55,6 +55,13 @@ ALL_SESSION = """id sessionId channel agentName isActive createdAt updatedAt las
 ALL_MESSAGE = "id role content createdAt via deliveries { __typename " + DELIVERY_FIELDS + " }"
 ALL_PAGE = "hasNextPage hasPreviousPage startCursor endCursor"
 
+# Every page field, for page sizes below, at and above the number of rows (the start and end
+# cursors are picked without sorting in the compiled statement).
+PAGE_EDGES = f"""
+query PageEdges($channel: Channel, $first: Int) {{
+  sessions(channel: $channel, first: $first) {{ edges {{ cursor }} pageInfo {{ {ALL_PAGE} }} }}
+}}"""
+
 # Two (three) lists with different arguments in one document; literal arguments.
 ALIASED_LISTS = f"""{{
   recent: sessions(first: 2) {{ edges {{ cursor node {{ {ALL_SESSION} }} }} pageInfo {{ {ALL_PAGE} }} }}

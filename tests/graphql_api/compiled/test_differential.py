@@ -89,6 +89,8 @@ def cases(seed: Seed) -> list[Case]:
     add(c.SESSIONS_QUERY, None, {}, {"first": 3}, {"archived": True}, *channels)
     add(c.SESSIONS_QUERY, {"channel": "TELEGRAM", "archived": True}, {"first": 100})
     add(c.SESSIONS_QUERY, {"first": None, "after": None, "channel": None, "archived": None})
+    owned = len(seed.sessions) + 2  # more than the owner has: every size around theirs
+    add(c.PAGE_EDGES, *({"first": n} for n in range(1, owned)), *channels)
     add(c.SESSION_QUERY, *({"sessionId": sid} for sid in s.values()))
     add(c.SESSION_QUERY, {"sessionId": busy, "last": 30, "before": deep}, {"sessionId": "nope"})
     add(c.SESSION_QUERY, {"sessionId": web, "last": 100}, {"sessionId": busy, "last": 1})
