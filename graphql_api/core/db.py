@@ -100,9 +100,9 @@ async def create_pool(
         if init is not None:
             await init(conn)
 
-    # What asyncpg.create_pool does (asyncpg 0.32.0, pinned in constraints.txt), with the pool class
-    # swapped: create_pool takes no class, and its defaults for the other arguments are spelled
-    # out here. tests/graphql_api/core/test_db.py proves the pool works and is fair.
+    # What asyncpg.create_pool does (asyncpg 0.32.0, pinned in constraints.txt), with the pool
+    # class swapped: create_pool takes no class, and its defaults for the other arguments are
+    # spelled out here. tests/graphql_api/core/test_db.py proves the pool works and is fair.
     pool = FairPool(
         dsn,
         min_size=min_size,
