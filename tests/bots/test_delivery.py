@@ -102,7 +102,9 @@ async def _both_answered(pool: asyncpg.Pool, user: TelegramUser) -> bool:
         user.chat_id,
     )
     attempted = await pool.fetchval(
-        "SELECT count(*) FROM message_deliveries WHERE target = $1 AND attempts > 0",
+        # the attempt counts once its outcome is written (attempts goes up when it is taken)
+        "SELECT count(*) FROM message_deliveries WHERE target = $1 AND attempts > 0 "
+        "AND last_error IS NOT NULL",
         str(user.chat_id),
     )
     return waiting == 0 and attempted == 1
