@@ -4,6 +4,7 @@ endpoint serving the same answers (scripts/bench_raw.py). Printed, never asserte
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench
     python scripts/bench.py [--rounds 3] [--duration 5] [--warmup 3] [--connections 32]
                             [--threads 2] [--workers 1,2] [--only Q1,Q2,Q2T] [--check 50]
+                            [--pool 2 per core]
 
 Data: 3,000,000 messages in 100,000 sessions of 2,000 people (scripts/bench_data.py), kept in
 the database `us_bench_3m` on BENCH_DATABASE_URL's server and reused by later runs (generated
@@ -18,10 +19,12 @@ Operations (the documents below), 1,000 rotating parameter sets each:
 
 For each process count in --workers, both servers are started as real processes on the same
 data: `unified-sessions serve --workers N` (DATABASE_URL, JWT_SECRET, AGENT_BACKEND=echo, no
-REDIS_URL, and DB_POOL_MAX=10: the raw endpoint's pool size) and `uvicorn bench_raw:app
---workers N`. Before timing, --check parameter sets per operation are sent to both and the
-parsed answers must be identical (json.dumps of each, so key order counts); a difference stops
-the bench. Then, per operation, wrk (Debian's /usr/bin/wrk) warms each server up and runs
+REDIS_URL) and `uvicorn bench_raw:app --workers N`. Both hold the same number of PostgreSQL
+connections: --pool per server (default two per core, the usual size for a database on this
+machine's cores), split evenly over its processes (DB_POOL_MAX for the API, BENCH_RAW_POOL_SIZE
+for the raw endpoint). Before timing, --check parameter sets per operation are sent to both and
+the parsed answers must be identical (json.dumps of each, so key order counts); a difference
+stops the bench. Then, per operation, wrk (Debian's /usr/bin/wrk) warms each server up and runs
 --rounds timed runs on each, the two servers taking turns (raw, API; API, raw; ...), so that
 what drifts on a shared machine while the bench runs weighs on both alike. wrk runs a generated
 Lua script that rotates through the parameter sets (full body and Authorization header each)
@@ -64,7 +67,6 @@ from graphql_api.schema.types import message_cursor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_data
-import bench_raw
 
 SCRIPTS = Path(__file__).parent
 SECRET = "bench-" + secrets.token_hex(16)
@@ -223,17 +225,19 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start(kind: str, url: str, workers: int) -> Server:
+def start(kind: str, url: str, workers: int, pool: int) -> Server:
+    """Start a server whose processes hold `pool` PostgreSQL connections each."""
     port = free_port()
     env = {**os.environ, "JWT_SECRET": SECRET, "AGENT_BACKEND": "echo"}
     env.pop("REDIS_URL", None)
     if kind == "project":
         env["DATABASE_URL"] = url
-        env["DB_POOL_MAX"] = str(bench_raw.POOL_SIZE)  # both sides hold as many connections
+        env["DB_POOL_MAX"] = str(pool)  # both sides hold as many connections
         command = [str(Path(sys.executable).parent / "unified-sessions"), "serve"]
         command += ["--port", str(port), "--workers", str(workers)]
     else:
         env["BENCH_RAW_DATABASE_URL"] = url
+        env["BENCH_RAW_POOL_SIZE"] = str(pool)
         command = [sys.executable, "-m", "uvicorn", "bench_raw:app", "--app-dir", str(SCRIPTS)]
         command += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
         command += ["--log-level", "warning"]
@@ -471,8 +475,9 @@ def compare(
     return {name: Rounds(results) for name, results in runs.items()}
 
 
-def print_table(workers: int, results: dict[str, dict[str, Rounds]]) -> None:
-    print(f"\n{workers} worker process{'es' if workers > 1 else ''} each")
+def print_table(workers: int, pool: int, results: dict[str, dict[str, Rounds]]) -> None:
+    processes = f"{workers} worker process{'es' if workers > 1 else ''}"
+    print(f"\n{processes} each, {pool} PostgreSQL connections per process")
     head = f"{'operation':38} | {'raw req/s':>9} {'p50':>6} {'p99':>6} {'CPU ms':>6} | "
     head += f"{'API req/s':>9} {'p50':>6} {'p99':>6} {'CPU ms':>6} | {'API/raw':>7}"
     print(head)
@@ -525,14 +530,16 @@ def run(server_url: str, args: argparse.Namespace) -> None:
         f"{PARAMETER_SETS} parameter sets per operation; wrk -t{args.threads} "
         f"-c{args.connections}, {args.warmup:g} s warm-up, {args.rounds} rounds of "
         f"{args.duration:g} s, the servers taking turns; "
-        f"{os.cpu_count()} cores shared by wrk, the server and PostgreSQL"
+        f"{os.cpu_count()} cores shared by wrk, the server and PostgreSQL; {args.pool} "
+        "PostgreSQL connections per server"
     )
     with tempfile.TemporaryDirectory(prefix="us-bench-") as tmp:
         scripts = {name: write_lua(Path(tmp), name, requests) for name, requests in sets.items()}
         for index, workers in enumerate(int(w) for w in args.workers.split(",")):
-            raw = start("raw", url, workers)
+            per_process = max(1, args.pool // workers)
+            raw = start("raw", url, workers, per_process)
             try:
-                project = start("project", url, workers)
+                project = start("project", url, workers, per_process)
                 try:
                     if index == 0 and args.check:
                         print("checking that both answer alike:", flush=True)
@@ -545,7 +552,7 @@ def run(server_url: str, args: argparse.Namespace) -> None:
                     stop(project)
             finally:
                 stop(raw)
-            print_table(workers, results)
+            print_table(workers, per_process, results)
 
 
 def main() -> None:
@@ -560,11 +567,19 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="server process counts, e.g. 1,2")
     parser.add_argument("--only", default="Q1,Q2,Q2T", help="operations, e.g. Q1,Q2")
     parser.add_argument("--check", type=int, default=50, help="answers compared per operation")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=2 * (os.cpu_count() or 1),
+        help="PostgreSQL connections per server, split over its processes (default: 2 per core)",
+    )
     args = parser.parse_args()
     if unknown := set(args.only.split(",")) - DOCUMENTS.keys() - {""}:
         parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.pool < 1:
+        parser.error("--pool must be at least 1")
     with postgres_server() as server_url:
         run(server_url, args)
 

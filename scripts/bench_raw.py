@@ -34,7 +34,9 @@ from graphql_api.schema.types import MESSAGES
 
 ROLES = {"human": "USER", "ai": "ASSISTANT", "system": "SYSTEM", "tool": "TOOL"}
 PAGE = 50
-POOL_SIZE = 10  # connections per process; scripts/bench.py gives the API the same
+POOL_SIZE = (
+    4  # connections per process (BENCH_RAW_POOL_SIZE); scripts/bench.py gives the API the same
+)
 
 # The content when it is a string (else NULL, and the message itself for content_of).
 _MESSAGE_FIELDS = """
@@ -215,7 +217,9 @@ async def graphql(request: Request) -> Response:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.pool = await asyncpg.create_pool(
-        os.environ["BENCH_RAW_DATABASE_URL"], min_size=1, max_size=POOL_SIZE
+        os.environ["BENCH_RAW_DATABASE_URL"],
+        min_size=1,
+        max_size=int(os.environ.get("BENCH_RAW_POOL_SIZE", POOL_SIZE)),
     )
     app.state.verifier = TokenVerifier(os.environ["JWT_SECRET"])
     try:
