@@ -34,9 +34,9 @@ from graphql_api.schema.types import MESSAGES
 
 ROLES = {"human": "USER", "ai": "ASSISTANT", "system": "SYSTEM", "tool": "TOOL"}
 PAGE = 50
-POOL_SIZE = (
-    4  # connections per process (BENCH_RAW_POOL_SIZE); scripts/bench.py gives the API the same
-)
+# PostgreSQL connections per process when BENCH_RAW_POOL_SIZE is not set (scripts/bench.py
+# sets it, and gives the API as many)
+POOL_SIZE = 4
 
 # The content when it is a string (else NULL, and the message itself for content_of).
 _MESSAGE_FIELDS = """
