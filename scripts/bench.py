@@ -17,6 +17,10 @@ Operations (the documents below), 1,000 rotating parameter sets each:
   person (its own bearer token);
 - Q2T: the same, telegram sessions only.
 
+Before anything is timed, the tables the bench reads and their B-tree indexes are read into
+the OS cache (bench_data.warm: pg_prewarm where it can be created), so that reused data after a
+dropped cache does not measure the disk.
+
 For each process count in --workers, both servers are started as real processes on the same
 data: `unified-sessions serve --workers N` (DATABASE_URL, JWT_SECRET, AGENT_BACKEND=echo, no
 REDIS_URL) and `uvicorn bench_raw:app --workers N`. Both hold the same number of PostgreSQL
@@ -523,6 +527,7 @@ def run(server_url: str, args: argparse.Namespace) -> None:
         if seconds is not None
         else f"data: {bench_data.SHAPE}"
     )
+    print(f"warmed the OS cache: {asyncio.run(bench_data.warm(url))}", flush=True)
     sets = asyncio.run(parameter_sets(url))
     only = [name for name in args.only.split(",") if name]
     sets = {name: sets[name] for name in only}
