@@ -8,7 +8,9 @@ stores nothing twice and reuses the reply), then the reply into the outbox (whic
 address's deliveries in order), then the message marked answered. Every step is idempotent, so
 a job that runs twice, or a worker killed mid-turn, loses nothing and answers once: the
 worker's sweep (`sweep_waiting`) queues any chat whose message has waited a moment with no turn
-running in its session (a lost enqueue, a dead worker whose lease expired).
+running in its session (a lost enqueue, a dead worker whose lease expired). Each try is
+counted, so a message whose every try fails is set aside after `TELEGRAM_TURN_TRIES` instead of
+holding up its chat forever.
 
 arq is spoken here for the Telegram channel's own jobs (workers/arq_queue.py has the scheduled
 channel's): the job ids and names below are used by both the bot and the worker.
@@ -131,8 +133,8 @@ async def answered(db: asyncpg.Pool, waiting: Waiting) -> None:
 
 
 async def set_aside(db: asyncpg.Pool, waiting: Waiting) -> None:
-    """The agent failed (recorded on the session, the person told): it no longer waits, and a
-    redelivery of it queues it again (links.file_message)."""
+    """The agent failed (recorded on the session, the person told), or every try did: it no
+    longer waits, and a redelivery of it queues it again (links.file_message)."""
     await db.execute(
         "UPDATE telegram_messages SET queued_at = NULL "
         "WHERE telegram_chat_id = $1 AND message_id = $2",
@@ -164,9 +166,33 @@ async def answer_chat(ctx: dict[str, Any], telegram_chat_id: int) -> str:
     return f"{done} answered, more queued"
 
 
+async def counted_try(db: asyncpg.Pool, waiting: Waiting) -> int:
+    """Count a try of this message's turn; how many there have been, this one included."""
+    tries = await db.fetchval(
+        "UPDATE telegram_messages SET tries = tries + 1 "
+        "WHERE telegram_chat_id = $1 AND message_id = $2 RETURNING tries",
+        waiting.telegram_chat_id,
+        waiting.message_id,
+    )
+    return int(tries or 0)
+
+
 async def answer(ctx: dict[str, Any], waiting: Waiting) -> None:
     pool: asyncpg.Pool = ctx["pool"]
     bot: Bot | None = ctx.get(BOT)
+    tries = ctx["settings"].telegram_turn_tries
+    if await counted_try(pool, waiting) > tries:
+        # Each try raised (the turn, its delivery): without this the sweep would try it
+        # forever, and the chat's later messages would wait behind it.
+        log.error(
+            "chat %s: message %s failed %d tries; set aside",
+            waiting.telegram_chat_id,
+            waiting.message_id,
+            tries,
+        )
+        await _tell_it_failed(bot, waiting.telegram_chat_id)
+        await set_aside(pool, waiting)
+        return
     session = await sessions.get_session(pool, waiting.user_id, waiting.session_id)
     if session is None:  # deleted meanwhile (or never created): nothing to answer into
         await answered(pool, waiting)

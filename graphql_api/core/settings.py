@@ -140,6 +140,8 @@ class Settings:
     telegram_api_base: str | None = None
     telegram_bot_username: str | None = None
     link_code_ttl_seconds: int = 600
+    # How often one Telegram message's turn is tried before it is set aside (bots/turns.py).
+    telegram_turn_tries: int = 5
     # The checkout's .data/ (git-ignored); for an installed copy, .data/ in the working directory.
     migrations_dir: Path = field(default_factory=lambda: shipped_path("db", "migrations"))
     data_dir: Path = (
@@ -202,6 +204,7 @@ class Settings:
             telegram_api_base=(env.get("TELEGRAM_API_BASE") or None),
             telegram_bot_username=(env.get("TELEGRAM_BOT_USERNAME") or None),
             link_code_ttl_seconds=_int(env, "LINK_CODE_TTL_SECONDS", 600, minimum=1),
+            telegram_turn_tries=_int(env, "TELEGRAM_TURN_TRIES", 5, minimum=1),
             data_dir=Path(env.get("DATA_DIR") or cls.data_dir),
             migrations_dir=Path(env.get("MIGRATIONS_DIR") or shipped_path("db", "migrations")),
             db_pool_min=_int(env, "DB_POOL_MIN", 1, minimum=0),

@@ -218,6 +218,61 @@ async def test_when_the_agent_fails_the_message_is_kept_and_the_person_told(
         assert "could not be reached" in session["last_error"]
 
 
+# A fault no retry mends: the outbox refuses the reply to one message, every time.
+_REFUSE_ONE_REPLY = """
+CREATE FUNCTION test_refuse_poison_reply() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM chat_message_history m WHERE m.id = NEW.message_id
+               AND m.message -> 'data' ->> 'content' LIKE '%poison pill%') THEN
+        RAISE EXCEPTION 'this reply is refused (test)';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_refuse_poison_reply BEFORE INSERT ON message_deliveries
+    FOR EACH ROW EXECUTE FUNCTION test_refuse_poison_reply();
+"""
+
+
+async def test_a_message_whose_turn_fails_every_time_is_set_aside_and_the_chat_goes_on(
+    settings: Settings,
+    resources: Resources,
+    graphql: GraphQLClient,
+    person: Person,
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute(_REFUSE_ONE_REPLY)
+    try:
+        async with harness(replace(settings, telegram_turn_tries=2), resources) as tg:
+            user = TelegramUser()
+            await link(tg, graphql, user, person)
+            poison = await tg.send(user, "a poison pill", settle=False)
+            await tg.send(user, "and then hello", settle=False)
+            # tried by the bot's job, then by the worker's sweep (every 5 s), then set aside
+            await tg.settle(user.chat_id, timeout=60)
+            row = await pool.fetchrow(
+                "SELECT tries, queued_at, answered_at FROM telegram_messages "
+                "WHERE telegram_chat_id = $1 AND message_id = $2",
+                user.chat_id,
+                poison["message"]["message_id"],
+            )
+            sent = tg.texts_to(user)
+    finally:
+        await pool.execute(
+            "DROP TRIGGER test_refuse_poison_reply ON message_deliveries; "
+            "DROP FUNCTION test_refuse_poison_reply()"
+        )
+    assert (row["tries"], row["queued_at"], row["answered_at"]) == (3, None, None)
+    assert sent.count(texts.AGENT_FAILED) == 1
+    assert "and then hello" in sent[-1]
+    assert not any("poison pill" in text for text in sent)
+    [session] = await telegram_sessions(pool, person.user_id)
+    turns = await history(pool, session["session_id"])
+    # the bot stores both messages at once; the refused reply is in the registry all the same
+    assert turns[:2] == [("human", "a poison pill"), ("human", "and then hello")]
+    assert [kind for kind, _ in turns[2:]] == ["ai", "ai"]
+    assert "poison pill" in turns[2][1] and "and then hello" in turns[3][1]
+
+
 async def test_non_text_messages_and_group_chats(
     tg: BotHarness, graphql: GraphQLClient, person: Person, pool: asyncpg.Pool
 ) -> None:

@@ -151,6 +151,7 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 
         ("AGENT_TIMEOUT", "0"),
         ("SCHEDULE_MAX_ATTEMPTS", "0"),
         ("LINK_CODE_TTL_SECONDS", "1e3"),
+        ("TELEGRAM_TURN_TRIES", "0"),
         ("SCHEDULE_RETRY_DELAY", "-5"),
     ],
 )
