@@ -115,6 +115,47 @@ async def test_messages_from_another_client_appear_live(
     await expect(session_item(page, other_id).get_by_test_id("unread-badge")).to_have_count(0)
 
 
+UNREAD = "query Unread($s: String!) { session(sessionId: $s) { unreadCount } }"
+
+
+async def set_visibility(page: Any, state: str) -> None:
+    """The page as the browser reports it when its tab is hidden or shown again."""
+    await page.evaluate(
+        """(state) => {
+          Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+          document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        state,
+    )
+
+
+async def test_what_arrives_while_the_page_is_hidden_is_read_when_it_shows(
+    page: Any, server_url: str, pool: asyncpg.Pool
+) -> None:
+    """The open session's new messages are shown at once, but marked read only once the
+    person can see them: while the tab is hidden the reply stays unread on the server."""
+    person = make_person()
+    graphql = GraphQLClient(server_url)
+    session_id = await seed_session(pool, person.user_id, WEB, conversation(("Hi", "Hello")))
+    await page.goto(app_url(server_url, person.token, session_id))
+    await expect(shown_messages(page)).to_have_count(2)
+    await page.wait_for_timeout(300)  # the subscription is sent, the open marked read
+    unread = lambda: graphql.ok(UNREAD, {"s": session_id}, token=person.token)  # noqa: E731
+    assert (await unread())["session"]["unreadCount"] == 0
+
+    await set_visibility(page, "hidden")
+    await send(graphql, person.token, "While you are away", session_id)
+    await expect(shown_messages(page)).to_have_count(4, timeout=LIVE_MS)
+    await page.wait_for_timeout(500)
+    assert (await unread())["session"]["unreadCount"] == 1  # the agent's reply
+
+    await set_visibility(page, "visible")
+    deadline = time.monotonic() + LIVE_MS / 1000
+    while (await unread())["session"]["unreadCount"] != 0:
+        assert time.monotonic() < deadline, "not marked read once shown"
+        await asyncio.sleep(0.05)
+
+
 async def test_unread_badge_caps_at_99_plus(page: Any, server_url: str, pool: asyncpg.Pool) -> None:
     person = make_person()
     many = [(Role.ASSISTANT, f"Note {i}") for i in range(105)]
