@@ -361,7 +361,7 @@ class Plan:
         for root, key, value in zip(self.roots, self.keys, row or (), strict=True):
             if value is None and not root.nullable:
                 raise Fallback
-            parts.append(key + b":" + (value.encode() if value is not None else b"null"))
+            parts.append(key + b":" + (value if value is not None else b"null"))
         return b'{"data":{' + b",".join(parts) + b"}}"
 
 

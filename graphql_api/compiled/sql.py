@@ -428,7 +428,9 @@ class Statement:
         def number(match: re.Match[str]) -> str:
             return f"${slots.setdefault(match[1], len(slots) + 1)}"
 
-        columns = ", ".join(f"({piece})::text" for piece in pieces)
+        # As UTF-8 bytes (bytea): the response is sent as it comes, not decoded into a str and
+        # encoded again (~40 us for 40 KB of Cyrillic text).
+        columns = ", ".join(f"convert_to(({piece})::text, 'UTF8')" for piece in pieces)
         return cls(_MARKER.sub(number, f"SELECT {columns}"), tuple(slots))
 
     def args(self, values: dict[str, Any]) -> list[Any]:
