@@ -100,10 +100,16 @@ async def queue(
 
 
 async def due(db: Executor, limit: int = 100) -> list[tuple[int, int]]:
-    """(id, attempts so far) of deliveries whose next attempt is due, the longest waiting first."""
+    """(id, attempts so far) of deliveries whose next attempt is due and that `claim` would take
+    (the oldest pending one of their address), the longest waiting first. Rows held back behind
+    an older one are left out: `limit` of them (one chat's backlog behind a retry) would
+    otherwise fill every sweep, and no other address's due row would ever be listed."""
     records = await db.fetch(
-        "SELECT id, attempts FROM message_deliveries "
-        "WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1",
+        "SELECT d.id, d.attempts FROM message_deliveries d "
+        "WHERE d.status = 'pending' AND d.next_attempt_at <= now() "
+        "AND NOT EXISTS (SELECT FROM message_deliveries o WHERE o.channel = d.channel "
+        "AND o.target = d.target AND o.status = 'pending' AND o.id < d.id) "
+        "ORDER BY d.next_attempt_at LIMIT $1",
         limit,
     )
     return [(r["id"], r["attempts"]) for r in records]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
+from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
 
 from graphql_api.core import deliveries
 from graphql_api.core.agent import EchoAgent
@@ -121,6 +123,66 @@ async def due_now(pool: asyncpg.Pool, chat_id: int) -> None:
     await pool.execute(
         "UPDATE message_deliveries SET next_attempt_at = now() WHERE target = $1", str(chat_id)
     )
+
+
+BACKLOG = 150  # more than a sweep lists (deliveries.due's limit)
+
+
+async def test_a_backlog_behind_a_retry_does_not_hide_other_chats_from_the_sweep(
+    outbox: Outbox, arq_redis: ArqRedis
+) -> None:
+    """Another chat's deliveries wait behind its oldest one, which is retrying later: however
+    many they are, the sweep still finds this chat's due reply and the worker sends it."""
+    person = make_person()
+    user, session_id = await telegram_conversation(outbox, person)
+    backlog_target = f"backlog-{uuid.uuid4()}"
+    message_ids = await outbox.pool.fetch(
+        "INSERT INTO chat_message_history (session_id, message) "
+        "SELECT $1, jsonb_build_object('type', 'ai', 'data', "
+        "jsonb_build_object('content', 'queued ' || n)) FROM generate_series(0, $2) AS n "
+        "RETURNING id",
+        session_id,
+        BACKLOG,
+    )
+    try:
+        # Its oldest retries in an hour; the rest were due an hour ago (longer than any other).
+        await outbox.pool.execute(
+            "INSERT INTO message_deliveries (message_id, channel, target, next_attempt_at) "
+            "SELECT id, 'telegram', $2, CASE WHEN id = (SELECT min(i) FROM unnest($1::bigint[]) "
+            "AS i) THEN now() + interval '1 hour' ELSE now() - interval '1 hour' END "
+            "FROM unnest($1::bigint[]) AS id",
+            [r["id"] for r in message_ids],
+            backlog_target,
+        )
+        sent = await outbox.api.ok(
+            SEND, {"s": session_id, "c": "behind no one"}, token=person.token
+        )
+        reply = sent["sendMessage"]["reply"]
+        # As if Redis had lost the reply's job: only the sweep can find the row.
+        queue = outbox.workers.settings.worker_queue
+        [delivery_id] = await outbox.pool.fetch(
+            "SELECT d.id FROM message_deliveries d JOIN chat_message_history m "
+            "ON m.id = d.message_id WHERE m.session_id = $1 AND d.status = 'pending' "
+            "AND d.target = $2",
+            session_id,
+            str(user.chat_id),
+        )
+        await arq_redis.delete(queue, job_key_prefix + f"delivery:{queue}:{delivery_id[0]}:0")
+
+        await outbox.workers.burst(EchoAgent())
+
+        assert outbox.fake.texts_to(user.chat_id).count(reply["content"]) == 1
+        pending = await outbox.pool.fetchval(
+            "SELECT count(*) FROM message_deliveries WHERE target = $1 AND status = 'pending' "
+            "AND attempts = 0",
+            backlog_target,
+        )
+        assert pending == BACKLOG + 1  # the backlog still waits for its oldest
+    finally:
+        await outbox.pool.execute(
+            "DELETE FROM chat_message_history WHERE id = ANY($1::bigint[])",
+            [r["id"] for r in message_ids],
+        )
 
 
 async def test_a_failing_bot_api_is_retried_then_failed_with_its_reason(outbox: Outbox) -> None:
