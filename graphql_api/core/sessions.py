@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
+
 from .channels import WEB
 from .db import Executor
 from .errors import BadInput, Forbidden
@@ -74,6 +76,7 @@ RETURNING {SESSION_COLUMNS}
 """
 
 NEW_SESSION_ID_MUST_BE_UUID = "a new session's id must be a uuid"
+DELETED_ID_REUSED = "US001"  # SQLSTATE of the tombstone trigger (db/migrations/20250116...)
 
 
 class SessionDeleted(BadInput):
@@ -126,16 +129,24 @@ async def upsert_session(
         may_create = actor.is_service or is_canonical_uuid(session_id)
     agent_name = _validate_agent_name(spec.agent_name)
     if may_create:
-        record = await db.fetchrow(
-            _UPSERT,
-            owner,
-            chat_id,
-            session_id,
-            spec.channel,
-            agent_name or default_agent_name,
-            spec.is_active,
-            agent_name,
-        )
+        try:
+            record = await db.fetchrow(
+                _UPSERT,
+                owner,
+                chat_id,
+                session_id,
+                spec.channel,
+                agent_name or default_agent_name,
+                spec.is_active,
+                agent_name,
+            )
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate != DELETED_ID_REUSED:
+                raise
+            # It was deleted while this upsert waited for the delete (the tombstone trigger).
+            if actor.is_service:
+                raise SessionDeleted(session_id) from None
+            record = None  # a person's upsert runs on the pool: it can ask why below
     else:
         record = await db.fetchrow(
             _UPDATE_OWN, session_id, owner, spec.channel, agent_name, spec.is_active

@@ -115,6 +115,43 @@ async def test_nothing_brings_a_deleted_id_back(
     assert await _count(pool, "deleted_sessions", session_id) == 1
 
 
+async def _until_waiting_on_locks(pool: asyncpg.Pool, count: int) -> None:
+    """Until `count` of this database's backends wait for a lock."""
+    async with asyncio.timeout(10):
+        while (
+            await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            < count
+        ):
+            await asyncio.sleep(0.02)
+
+
+async def test_an_upsert_racing_the_delete_does_not_bring_the_id_back(
+    graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    """The upsert meets the row while its delete is in flight and waits for it; once the delete
+    commits, the id is refused as any deleted id, not created anew beside its tombstone."""
+    session = await make_session(pool, person.user_id, session_id=str(uuid.uuid4()))
+    session_id = session.session_id
+    async with pool.acquire() as blocker, blocker.transaction():
+        # The delete removes the row, then waits to write the tombstone.
+        await blocker.execute("LOCK TABLE deleted_sessions IN SHARE MODE")
+        deleting = asyncio.create_task(graphql(DELETE, {"id": session_id}, token=person.token))
+        await _until_waiting_on_locks(pool, 1)
+        # The upsert sees no tombstone yet, and waits for the deleting transaction.
+        upserting = asyncio.create_task(graphql(UPSERT, {"id": session_id}, token=person.token))
+        await _until_waiting_on_locks(pool, 2)
+    deleted, upserted = await deleting, await upserting
+
+    assert deleted.data == {"deleteSession": {"deletedSessionId": session_id}}
+    assert upserted.codes == ["BAD_USER_INPUT"]
+    assert upserted.errors and "was deleted" in upserted.errors[0]["message"]
+    assert await _count(pool, "chat_sessions", session_id) == 0
+    assert await _count(pool, "deleted_sessions", session_id) == 1
+
+
 @dataclass
 class GatedAgent:
     """Answers only when the test opens the gate: a turn held in flight."""
