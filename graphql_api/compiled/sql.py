@@ -65,11 +65,33 @@ def boolean(value: str) -> str:
     return f"({value})::text"
 
 
+def fail(witness: str) -> str:
+    """A text expression that fails the statement (division by zero) when evaluated, so the
+    reference executor answers: `witness` is any text that is not NULL there. Not a constant,
+    which PostgreSQL would fold (and raise) while planning."""
+    return f"(1 / (length({witness}) - length({witness})))::text"
+
+
+def required(value: str, witness: str) -> str:
+    """`value`, of a field the schema says is never null: a NULL fails the statement."""
+    return f"coalesce({value}, {fail(witness)})"
+
+
+# The moments Python's datetime holds (the reference's asyncpg decodes infinity to its ends).
+_FIRST = "'0001-01-01 00:00:00+00'::timestamptz"
+_LAST = "'9999-12-31 23:59:59.999999+00'::timestamptz"
+
+
 def iso(value: str) -> str:
     """`datetime.isoformat()` of a timestamptz, as Python prints the UTC value: six digits of
-    fraction, none when the microseconds are 0 (one `to_char`, then the empty fraction cut)."""
+    fraction, none when the microseconds are 0 (one `to_char`, then the empty fraction cut).
+    A moment outside Python's range (infinity, five-digit years, BC) fails the statement."""
     utc = f"({value} AT TIME ZONE 'UTC')"
-    return f"(replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00')"
+    text = f"(replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00')"
+    return (
+        f"(CASE WHEN {value} BETWEEN {_FIRST} AND {_LAST} THEN {text} "
+        f"WHEN {value} IS NOT NULL THEN {fail(f'{value}::text')} END)"
+    )
 
 
 def global_id(type_name: str, node_id: str) -> str:
@@ -99,7 +121,7 @@ def cursor(head: str, position: str) -> str:
 def enum(value: str, names: Iterable[tuple[str, str]]) -> str:
     """The GraphQL name of a stored enum value, as JSON; an unknown one fails the statement."""
     cases = " ".join(f"WHEN {quote(stored)} THEN {quote(json_name(n))}" for stored, n in names)
-    return f"(CASE {value} {cases} ELSE (1 / (length({value}) - length({value})))::text END)"
+    return f"(CASE {value} {cases} ELSE {fail(value)} END)"
 
 
 def role(message: str) -> str:
@@ -215,7 +237,7 @@ class Builder:
         """`updated_at`: the row's updatedAt text when the row source has it already."""
         columns = {
             "id": plain(global_id("ChatSession", f"{s}.id::text")),
-            "sessionId": string(f"{s}.session_id"),
+            "sessionId": required(string(f"{s}.session_id"), f"{s}.id::text"),  # may be NULL
             "channel": enum(f"{s}.channel", self.channels),
             "agentName": string(f"{s}.agent_name"),
             "isActive": boolean(f"{s}.is_active"),
@@ -231,7 +253,11 @@ class Builder:
             "lastMessage": lambda f: self.last_message(f, s),
             "messages": lambda f: self.session_messages(f, s, session_id),
         }
-        return self.each(self.fields(selection, "ChatSession"), "ChatSession", columns, nested)
+        selections = self.fields(selection, "ChatSession")
+        if sum(f.name == "unreadCount" for f in selections) > 1:
+            # Each alias would count again (the reference's loader counts once per session).
+            raise NotCompilable("unreadCount asked for twice")
+        return self.each(selections, "ChatSession", columns, nested)
 
     def unread_count(self, s: str) -> str:
         """reads.unread_counts for one session."""
@@ -247,7 +273,8 @@ class Builder:
         m = self.alias("m")
         return (
             f"(SELECT {self.message(selection, m, f'{s}.channel')} FROM chat_message_history {m} "
-            f"WHERE {m}.session_id = {s}.session_id ORDER BY {m}.id DESC LIMIT 1)"
+            f"WHERE {m}.session_id = {s}.session_id AND {m}.id < {MAX_BIGINT} "
+            f"ORDER BY {m}.id DESC LIMIT 1)"
         )
 
     def session_messages(self, selection: Selection, s: str, session_id: str | None) -> str:
