@@ -7,8 +7,8 @@ a chat): the turn (conversation.run_turn, keyed by the Telegram message, so a re
 stores nothing twice and reuses the reply), then the reply into the outbox (which sends one
 address's deliveries in order), then the message marked answered. Every step is idempotent, so
 a job that runs twice, or a worker killed mid-turn, loses nothing and answers once: the
-worker's sweep (`sweep_waiting`) queues any chat whose message has waited a moment with no turn
-running in its session (a lost enqueue, a dead worker whose lease expired). Each try is
+worker's sweep (`sweep_waiting`) queues any chat whose next message has waited a moment with no
+turn running in its session (a lost enqueue, a dead worker whose lease expired). Each try is
 counted, so a message whose every try fails is set aside after `TELEGRAM_TURN_TRIES` instead of
 holding up its chat forever.
 
@@ -270,11 +270,18 @@ async def _tell_it_failed(bot: Bot | None, chat: int) -> None:
         log.info("could not tell chat %s its answer failed: %s", chat, exc)
 
 
+# A chat is stuck when the message its job would answer next (its oldest waiting one) has
+# waited with no turn running in that message's session. Not any waiting message: after /new
+# or /resume mid-turn, a later one waits in a session no turn holds while the chat's job is
+# busy with an earlier one, and a second job would count a try of that earlier one (which it
+# only waits for) and answer the later one ahead of it.
 _STUCK = """
-SELECT DISTINCT m.telegram_chat_id
-  FROM telegram_messages m
- WHERE m.queued_at IS NOT NULL AND m.answered_at IS NULL
-   AND m.queued_at < now() - make_interval(secs => $1)
+SELECT m.telegram_chat_id
+  FROM (SELECT DISTINCT ON (telegram_chat_id) telegram_chat_id, session_id, queued_at
+          FROM telegram_messages
+         WHERE queued_at IS NOT NULL AND answered_at IS NULL
+         ORDER BY telegram_chat_id, message_id) AS m
+ WHERE m.queued_at < now() - make_interval(secs => $1)
    AND NOT EXISTS (SELECT FROM session_turns t
                     WHERE t.session_id = m.session_id AND t.lease_until > now())
  LIMIT 500
@@ -282,7 +289,7 @@ SELECT DISTINCT m.telegram_chat_id
 
 
 async def sweep_waiting(ctx: dict[str, Any]) -> int:
-    """Queue every chat with a message that waited WAITED seconds while no turn ran in its
+    """Queue every chat whose next message waited WAITED seconds while no turn ran in its
     session: its enqueue was lost (Redis down, the bot killed) or its worker died."""
     chats = await ctx["pool"].fetch(_STUCK, WAITED)
     bucket = str(int(time.time() // SWEEP_EVERY))

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from starlette.datastructures import Secret
 
+from bots import texts, turns
 from bots.main import polling_task
 from bots.webhook import SECRET_HEADER, WEBHOOK_PATH
 from graphql_api.app import create_app
@@ -239,3 +240,53 @@ async def test_concurrent_webhook_requests_from_one_chat_are_handled_in_order(
     await assert_in_order(
         pool, user, sent, fake.texts_to(user.chat_id), settings.default_agent_name
     )
+
+
+class GatedEcho(EchoAgent):
+    """The echo agent, holding its answer to GATED until the test opens the gate."""
+
+    GATED = "a long question"
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def reply(self, history: Sequence[ChatTurn], message: str, *, agent_name: str) -> str:
+        if message == self.GATED:
+            self.started.set()
+            await self.gate.wait()
+        return await super().reply(history, message, agent_name=agent_name)
+
+
+async def test_a_new_session_mid_turn_keeps_the_chat_in_order(
+    resources: Resources, tg: BotHarness, graphql: GraphQLClient, person: Person
+) -> None:
+    """/new while the agent answers: the next message waits in a session no turn holds. The
+    worker's sweep must not take it for a lost one and queue the chat again: a second job would
+    count a try of the first message it only waits for (one try allowed here: it would be set
+    aside, the person told it failed) and answer the later message ahead of it."""
+    agent = GatedEcho()
+    worker = replace(tg.settings, telegram_turn_tries=1)
+    user = TelegramUser()
+    await link(tg, graphql, user, person)
+    before = len(tg.texts_to(user))
+    async with answering(worker, replace(resources, settings=worker, agent=agent)):
+        await tg.send(user, GatedEcho.GATED, settle=False)
+        await asyncio.wait_for(agent.started.wait(), 10)
+        await tg.send(user, "/new", settle=False)
+        await tg.send(user, "a quick one", settle=False)
+        await asyncio.sleep(turns.WAITED + turns.SWEEP_EVERY + 1)  # a sweep has looked
+        agent.gate.set()
+        await tg.settle(user.chat_id)
+
+    sent = tg.texts_to(user)[before:]
+    assert texts.AGENT_FAILED not in sent
+    replies = [text for text in sent if "You said" in text]
+    assert len(replies) == 2, sent
+    assert GatedEcho.GATED in replies[0] and "a quick one" in replies[1]
+    tries = await tg.pool.fetch(
+        "SELECT tries FROM telegram_messages WHERE telegram_chat_id = $1 AND answered_at IS NOT "
+        "NULL AND tries > 0",
+        user.chat_id,
+    )
+    assert [r["tries"] for r in tries] == [1, 1]
