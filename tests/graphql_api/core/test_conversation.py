@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 import pytest
 
-from graphql_api.core import conversation
+from graphql_api.core import conversation, messages
 from graphql_api.core.agent import AgentError, ChatTurn, EchoAgent
 from graphql_api.core.db import create_pool
 from graphql_api.core.models import Role
@@ -249,3 +249,47 @@ async def test_a_redelivery_after_a_failure_runs_the_agent_and_stores_one_reply(
     assert again.user_message == failed.user_message
     assert again.session.last_error is None
     assert [kind for kind, _ in await _stored(pool, session.session_id)] == ["human", "ai"]
+
+
+async def _until_waiting_on_locks(pool: asyncpg.Pool, count: int) -> None:
+    async with asyncio.timeout(10):
+        while (
+            await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            < count
+        ):
+            await asyncio.sleep(0.02)
+
+
+async def test_a_reader_resuming_after_what_it_saw_misses_no_message(pool: asyncpg.Pool) -> None:
+    """Two writers to one session, the first held up mid-statement (its session row is locked:
+    it names the session); the second not needing that lock. Whatever a reader sees meanwhile,
+    everything after the last id it saw is the rest: a later id never commits first."""
+    session = await make_session(pool, make_person().user_id)
+    await pool.execute(
+        "UPDATE chat_sessions SET title = NULL WHERE session_id = $1", session.session_id
+    )
+    untitled, titled = replace(session, title=None), replace(session, title="named")
+    async with pool.acquire() as blocker:
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute(
+            "SELECT FROM chat_sessions WHERE session_id = $1 FOR NO KEY UPDATE", session.session_id
+        )
+        first = asyncio.create_task(
+            conversation.store_message(pool, untitled, "first", idempotency_key="1", via="web")
+        )
+        await _until_waiting_on_locks(pool, 1)
+        second = asyncio.create_task(
+            conversation.store_message(pool, titled, "second", idempotency_key="2", via="web")
+        )
+        await asyncio.wait([second], timeout=0.5)  # it commits now, or waits its turn
+        seen = await messages.page_after(pool, session.session_id, 0, 10)
+        await held.rollback()
+    await first, await second
+    last_seen = max((m.id for m in seen), default=0)
+    rest = await messages.page_after(pool, session.session_id, last_seen, 10)
+
+    assert sorted(m.content for m in seen + rest) == ["first", "second"]
