@@ -54,8 +54,10 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    """A whole number >= minimum: "2.9" is refused, not read as 2."""
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
+    """A whole number in [minimum, maximum]: "2.9" is refused, not read as 2."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
@@ -65,6 +67,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, not {raw!r}")
     return value
 
 
@@ -203,7 +207,9 @@ class Settings:
             telegram_webhook=_bool(env, "TELEGRAM_WEBHOOK", False),
             telegram_api_base=(env.get("TELEGRAM_API_BASE") or None),
             telegram_bot_username=(env.get("TELEGRAM_BOT_USERNAME") or None),
-            link_code_ttl_seconds=_int(env, "LINK_CODE_TTL_SECONDS", 600, minimum=1),
+            link_code_ttl_seconds=_int(
+                env, "LINK_CODE_TTL_SECONDS", 600, minimum=1, maximum=86_400
+            ),  # a one-time credential: a day at most
             telegram_turn_tries=_int(env, "TELEGRAM_TURN_TRIES", 5, minimum=1),
             data_dir=Path(env.get("DATA_DIR") or cls.data_dir),
             migrations_dir=Path(env.get("MIGRATIONS_DIR") or shipped_path("db", "migrations")),
