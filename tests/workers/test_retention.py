@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from datetime import timedelta
@@ -92,6 +93,32 @@ async def test_retention_deletes_in_batches_until_none_is_left(pool: asyncpg.Poo
 
     assert deleted >= 7
     assert not any([await _exists(pool, s.session_id) for s in idle])
+
+
+async def test_two_retention_runs_at_once_split_the_work_and_both_finish(
+    pool: asyncpg.Pool,
+) -> None:
+    """Running twice is harmless, also at the same moment: each batch skips the rows the
+    other run is deleting, every idle session goes once, and both runs end without error."""
+    owner = make_person().user_id
+    channel = "scheduled"
+    idle = [await make_session(pool, owner, channel=channel) for _ in range(40)]
+    for session in idle:
+        await add_messages(pool, session.session_id, 2)
+        await _age(pool, session.session_id, 1000)
+    before = await pool.fetchval("SELECT count(*) FROM deleted_sessions")
+
+    counts = await asyncio.gather(
+        *(forgetting.apply_retention(pool, {channel: 999}, budget=60, batch=3) for _ in range(2))
+    )
+
+    assert not any([await _exists(pool, s.session_id) for s in idle])
+    tombstones = await pool.fetchval("SELECT count(*) FROM deleted_sessions") - before
+    assert sum(counts) == tombstones >= len(idle)  # each deletion counted by one run only
+    runs = await pool.fetch(
+        "SELECT finished_at, error FROM retention_runs ORDER BY id DESC LIMIT 2"
+    )
+    assert all(r["finished_at"] is not None and r["error"] is None for r in runs)
 
 
 async def test_the_worker_runs_retention_hourly_under_its_queues_name(

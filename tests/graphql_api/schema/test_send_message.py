@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -94,6 +95,29 @@ async def test_a_retried_first_message_lands_in_one_new_session(
     other = make_person()
     theirs = await graphql.ok(SEND, variables, token=other.token)
     assert theirs["sendMessage"]["session"]["sessionId"] != session_id
+
+
+async def test_copies_of_a_first_message_in_flight_at_once_store_it_once(
+    graphql: GraphQLClient, pool: asyncpg.Pool, person: Person
+) -> None:
+    """A client retrying before its first attempt answered: every copy races to create the
+    same new session and store the same message; one session, one message, one reply, and
+    every copy gets that same answer."""
+    variables = {"input": {"content": "all at once", "clientMessageId": "burst-1"}}
+    answers = await asyncio.gather(
+        *(graphql.ok(SEND, variables, token=person.token) for _ in range(8))
+    )
+    first = answers[0]["sendMessage"]
+    for answer in answers[1:]:
+        assert answer["sendMessage"]["session"]["sessionId"] == first["session"]["sessionId"]
+        for part in ("userMessage", "reply"):
+            assert answer["sendMessage"][part] == first[part]
+    assert first["reply"] is not None
+    assert len(await _history(pool, first["session"]["sessionId"])) == 2
+    count = await pool.fetchval(
+        "SELECT count(*) FROM chat_sessions WHERE user_id = $1", person.user_id
+    )
+    assert count == 1
 
 
 async def test_a_telegram_or_scheduled_session_is_continued_from_the_web(
