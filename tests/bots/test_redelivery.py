@@ -3,6 +3,7 @@ whatever happened in the chat in between (a /new above all)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -166,3 +167,30 @@ async def test_after_unlinking_and_linking_elsewhere_a_redelivery_is_left_alone(
         ("ai", said(settings, "hello", 1)),
     ]
     assert tg.texts_to(user)[sent_before:] == [said(settings, "hello", 1)]
+
+
+async def test_copies_of_an_update_handled_at_once_are_stored_and_answered_once(
+    settings: Settings,
+    resources: Resources,
+    graphql: GraphQLClient,
+    person: Person,
+    pool: asyncpg.Pool,
+) -> None:
+    """A redelivery that arrives while the first copy is still being handled (two webhook
+    requests, a restarted poller): one message stored, one turn, one reply."""
+    agent = CountingEcho()
+    async with harness(settings, replace(resources, agent=agent)) as tg:
+        user = TelegramUser()
+        await link(tg, graphql, user, person)
+        before = len(tg.texts_to(user))
+        first = user.update("only once")
+        await asyncio.gather(*(tg.feed(first, settle=False) for _ in range(4)))
+        await tg.settle(user.chat_id)
+
+        (session,) = await telegram_sessions(pool, person.user_id)
+        assert await history(pool, session["session_id"]) == [
+            ("human", "only once"),
+            ("ai", said(settings, "only once", 1)),
+        ]
+        assert agent.calls == ["only once"]
+        assert tg.texts_to(user)[before:] == [said(settings, "only once", 1)]
