@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import secrets
 import time
 import uuid
@@ -77,6 +78,10 @@ class FakeTelegram:
         self._message_ids = itertools.count(1)
         self._pending_updates: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
+        # (low, high): each sendMessage over HTTP takes a random moment in between before it is
+        # recorded and answered, as a network's would (a message sent while another is still
+        # on its way may arrive first).
+        self.send_delay: tuple[float, float] | None = None
 
     def fail_next(
         self,
@@ -212,6 +217,8 @@ def fake_bot_api_app(fake: FakeTelegram) -> Starlette:
         if method == "getUpdates":
             status, body = await fake.get_updates(params)
         else:
+            if method == "sendMessage" and fake.send_delay is not None:
+                await asyncio.sleep(random.uniform(*fake.send_delay))
             status, body = fake.respond(method, params)
         return JSONResponse(body, status)
 

@@ -117,6 +117,24 @@ async def test_a_web_question_in_a_telegram_session_is_answered_in_telegram(
     assert outbox.fake.texts_to(user.chat_id) == texts
 
 
+async def test_two_workers_send_one_chats_replies_in_the_order_they_were_written(
+    outbox: Outbox,
+) -> None:
+    """Two workers on the queue at once, each free to take any due delivery: a chat still gets
+    its replies one at a time, oldest first (a newer one waits while an older one is pending)."""
+    person = make_person()
+    user, session_id = await telegram_conversation(outbox, person)
+    replies = []
+    for n in range(6):
+        sent = await outbox.api.ok(SEND, {"s": session_id, "c": f"web {n}"}, token=person.token)
+        replies.append(sent["sendMessage"]["reply"]["content"])
+
+    outbox.fake.send_delay = (0.0, 0.05)
+    await asyncio.gather(outbox.workers.burst(EchoAgent()), outbox.workers.burst(EchoAgent()))
+
+    assert outbox.fake.texts_to(user.chat_id) == replies
+
+
 async def due_now(pool: asyncpg.Pool, chat_id: int) -> None:
     """Makes this chat's deliveries due, and no one else's: a delivery other tests left pending
     would take the stand-in's queued failures."""
