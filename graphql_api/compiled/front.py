@@ -112,12 +112,13 @@ class CompiledQueries:
             return None
         if name is not None and len(name) > len(query):  # no operation of the document: not
             return None  # compiled, and not kept as a cache key (up to a MiB each)
-        plan = self.plan_for(query, name)
-        if plan is None:
-            return None
+        # Who first: an anonymous request never costs a compilation or a plan-cache entry.
         resources: Resources = scope["state"][RESOURCES]
         viewer, _ = await authenticate(resources.verifier, _header(scope, b"authorization"))
         if viewer is None or viewer.subject is None:  # no one, or the service key: no person
+            return None
+        plan = self.plan_for(query, name)
+        if plan is None:
             return None
         try:
             return await plan.run(resources.pool, viewer.subject, variables)

@@ -435,3 +435,10 @@ async def test_unread_count_asked_twice_is_counted_once_by_the_reference(
         differ, {"query": "{ sessions { edges { node { unreadCount } } } }"}, token=who.token
     )
     assert once["served"]
+
+
+async def test_an_anonymous_request_compiles_nothing(differ: Differ) -> None:
+    query = "{ sessions(first: 7) { edges { cursor } } __typename }"
+    answers = await both(differ, {"query": query})  # no token
+    assert_same(answers)
+    assert (query, None) not in differ.plans._plans
