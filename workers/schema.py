@@ -298,7 +298,7 @@ class ScheduleMutation:
         return RunScheduleNowPayload(
             schedule=Schedule.from_row(run.schedule),
             slot=run.slot.at,
-            session_id=run.slot.session_id,
+            session_id=run.schedule.session_id_of(run.slot.at),  # an APPEND one's own
             queued=run.queued,
         )
 

@@ -313,6 +313,24 @@ async def test_delete_schedule_keeps_the_sessions_it_created(
     ]
 
 
+async def test_run_schedule_now_names_an_appending_schedules_one_session(
+    schedules_api: GraphQLClient, schedule_ids: ScheduleIds, workers: Workers, pool: asyncpg.Pool
+) -> None:
+    owner = make_person()
+    schedule = await _create(schedules_api, owner.token, schedule_ids, sessionMode="APPEND")
+    queued = (await schedules_api.ok(RUN_NOW, {"id": schedule["id"]}, token=owner.token))[
+        "runScheduleNow"
+    ]
+    await workers.burst(ProbeAgent(pool), claim=False)
+
+    session = await schedules_api.ok(
+        "query ($s: String!) { session(sessionId: $s) { channel } }",
+        {"s": queued["sessionId"]},
+        token=owner.token,
+    )
+    assert session["session"] == {"channel": "SCHEDULED"}
+
+
 async def test_run_schedule_now_makes_a_run_appear(
     schedules_api: GraphQLClient, schedule_ids: ScheduleIds, workers: Workers, pool: asyncpg.Pool
 ) -> None:
