@@ -49,10 +49,20 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 MAX_CONNECTIONS_PER_PERSON = 16
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 _WS_HOLDER = "unified_sessions.ws_holder"  # scope key: whose connection slot this socket holds
+_WS_CLOSE = "unified_sessions.ws_close"  # scope key: the close code and reason of a refusal
+# A person past MAX_CONNECTIONS_PER_PERSON: not 4403 (which says the token is refused, and a
+# client signs out on it) but WebSocket's "Try Again Later", which graphql-ws clients retry.
+TRY_AGAIN_LATER = (1013, "Too many connections")
 
 
 class TextFrames(ASGIWebSocketAdapter):
     """graphql-transport-ws messages travel as text frames; `encode_json` gives HTTP bytes."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Strawberry closes every refused connection with 4403; a refusal that is not about
+        the token leaves its own code in the scope (on_ws_connect)."""
+        code, reason = self.ws.scope.pop(_WS_CLOSE, (code, reason))
+        await self.ws.close(code=code, reason=reason)
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
@@ -96,8 +106,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
         """graphql-transport-ws: the token is connection_init's `Authorization` entry. A missing
-        or bad one, or a person past MAX_CONNECTIONS_PER_PERSON, is refused: the socket closes
-        with 4403 and nothing is sent."""
+        or bad one is refused: the socket closes with 4403 and nothing is sent. A person past
+        MAX_CONNECTIONS_PER_PERSON is refused with TRY_AGAIN_LATER (1013)."""
         params = context.connection_params or {}
         authorization = params.get("Authorization") or params.get("authorization")
         resources = context.resources
@@ -108,6 +118,7 @@ class GraphQLApp(GraphQL[Context, None]):
             raise ConnectionRejectionError
         holder = str(viewer.subject or "service")
         if self._sockets[holder] >= MAX_CONNECTIONS_PER_PERSON:
+            context.request.scope[_WS_CLOSE] = TRY_AGAIN_LATER
             raise ConnectionRejectionError
         self._sockets[holder] += 1
         context.request.scope[_WS_HOLDER] = holder

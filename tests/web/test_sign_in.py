@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import pytest
+import websockets
 
 from graphql_api.core.tokens import mint_token
-from tests.conftest import make_person
+from tests.conftest import GraphQLClient, make_person
 
 from .helpers import app_url, expect
 
@@ -58,3 +60,40 @@ async def test_a_token_the_server_refuses_shows_sign_in(page: Any, server_url: s
 async def test_garbage_in_the_address_shows_sign_in(page: Any, server_url: str) -> None:
     await page.goto(app_url(server_url, "not-a-jwt"))
     await expect_sign_in(page, "not a valid token")
+
+
+async def test_a_person_at_the_socket_cap_stays_signed_in_and_goes_live_later(
+    page: Any, server_url: str
+) -> None:
+    """Other tabs hold every WebSocket the server allows a person: the socket is refused for
+    now (not the token), so the app keeps the token, works over HTTP, and goes live once a
+    place is free (a session created elsewhere then appears without a reload)."""
+    from graphql_api.app import MAX_CONNECTIONS_PER_PERSON
+
+    person = make_person()
+    ws = "ws" + server_url.removeprefix("http") + "/graphql"
+    init = json.dumps(
+        {"type": "connection_init", "payload": {"Authorization": f"Bearer {person.token}"}}
+    )
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS_PER_PERSON):
+            socket = await websockets.connect(ws, subprotocols=["graphql-transport-ws"])
+            held.append(socket)
+            await socket.send(init)
+            assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await page.goto(app_url(server_url, person.token))
+        await expect(page.get_by_test_id("session-list-status")).to_contain_text("No sessions yet")
+        await page.wait_for_timeout(1500)  # the app's socket has been refused, and retried
+        await expect(page.get_by_test_id("sign-in")).to_be_hidden()
+    finally:
+        for socket in held:
+            await socket.close()
+
+    await page.wait_for_timeout(8000)  # the app's next retry finds a place
+    await GraphQLClient(server_url).ok(
+        'mutation { sendMessage(input: {content: "from another tab"}) { reply { id } } }',
+        token=person.token,
+    )
+    await expect(page.get_by_test_id("session-item")).to_have_count(1)
+    await expect(page.get_by_test_id("sign-in")).to_be_hidden()
