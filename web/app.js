@@ -137,7 +137,6 @@ function start() {
       if (event.kind === "DELETED") forget(event.sessionId);
     } else {
       list.upsert(event.session);
-      list.recount(event.sessionId);
       conversation.sessionChanged(event.session);
     }
   });

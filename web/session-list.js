@@ -7,8 +7,6 @@ import { CHANNEL_LABELS, channelBadge, channelOf, el, roleOf, timeElement } from
 const PAGE_SIZE = 20;
 const PREVIEW_LENGTH = 140;
 const UNREAD_CAP = 100; // the server counts up to 100
-const RECOUNT_DELAY_MS = 250;
-const RECOUNT_BATCH = 20;
 
 export class SessionList {
   /**
@@ -26,8 +24,6 @@ export class SessionList {
     this.activeId = null;
     this.items = new Map(); // sessionId -> <li>
     this.sessions = new Map(); // sessionId -> the session as last heard
-    this.recountIds = new Set();
-    this.recountTimer = null;
     this.generation = 0; // bumped on every reset: answers for an older list are dropped
     this.cursor = null;
     this.hasMore = true;
@@ -188,40 +184,6 @@ export class SessionList {
   /** The person has read the session: no badge. */
   markRead(sessionId) {
     this.setUnread(sessionId, 0);
-  }
-
-  /**
-   * Re-read a session's unread count over HTTP, shortly (a burst of events costs one request).
-   * Workaround: a subscription's DataLoaders live as long as its WebSocket, so the unreadCount
-   * in session events can be the one first read on that connection (docs/web.md, "Live").
-   */
-  recount(sessionId) {
-    if (sessionId === this.activeId || !this.items.has(sessionId)) return;
-    this.recountIds.add(sessionId);
-    clearTimeout(this.recountTimer);
-    this.recountTimer = setTimeout(() => this.runRecount(), RECOUNT_DELAY_MS);
-  }
-
-  async runRecount() {
-    const ids = [...this.recountIds].slice(0, RECOUNT_BATCH);
-    ids.forEach((id) => this.recountIds.delete(id));
-    if (this.recountIds.size) this.recountTimer = setTimeout(() => this.runRecount(), 0);
-    if (!ids.length) return;
-    const variables = {};
-    const fields = ids.map((id, i) => {
-      variables[`s${i}`] = id;
-      return `s${i}: session(sessionId: $s${i}) { sessionId unreadCount }`;
-    });
-    const params = ids.map((_, i) => `$s${i}: String!`).join(", ");
-    let data;
-    try {
-      data = await this.graphql(`query Unread(${params}) { ${fields.join(" ")} }`, variables);
-    } catch {
-      return; // the badge keeps the event's count
-    }
-    for (const session of Object.values(data)) {
-      if (session) this.setUnread(session.sessionId, session.unreadCount);
-    }
   }
 
   setUnread(sessionId, count) {
