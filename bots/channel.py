@@ -44,6 +44,8 @@ async def _lifespan(settings: Settings, resources: Resources) -> AsyncIterator[M
 
 
 def _check(settings: Settings) -> None:
+    if not settings.telegram_webhook:  # nothing to check, and aiogram stays unloaded
+        return
     from .webhook import webhook_secret
 
     webhook_secret(settings)

@@ -26,7 +26,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from .channels import installed_channels
+from .channels import enabled_channels, installed_channels
 from .compiled import CompiledQueries
 from .core.channels import Channel
 from .core.events import EventHub
@@ -179,9 +179,7 @@ def create_app(
     """The app, with every installed channel in its schema and the configured ones' routes and
     lifespans. Given `resources` (tests, `dev`), it uses them and leaves closing to the caller."""
     channels = installed_channels() if channels is None else tuple(channels)
-    running = [channel for channel in channels if channel.enabled(settings)]
-    for channel in running:
-        channel.check_settings(settings)
+    running = enabled_channels(settings, channels)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

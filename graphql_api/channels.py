@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 
 from .core.channels import WEB, Channel
+from .core.settings import Settings
 
 GROUP = "unified_sessions.channels"
 # A name is stored in chat_sessions.channel and, upper-cased, is a GraphQL enum value.
@@ -63,3 +65,15 @@ def installed_channels() -> tuple[Channel, ...]:
             )
         channels.append(channel)
     return tuple(channels)
+
+
+def enabled_channels(
+    settings: Settings, channels: Iterable[Channel] | None = None
+) -> tuple[Channel, ...]:
+    """The channels this configuration runs, each checked (`check_settings`: SettingsError for
+    a misconfiguration, one clear line before anything starts)."""
+    found = installed_channels() if channels is None else tuple(channels)
+    running = tuple(channel for channel in found if channel.enabled(settings))
+    for channel in running:
+        channel.check_settings(settings)
+    return running

@@ -36,13 +36,12 @@ def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from bots.webhook import webhook_secret
-
+    from .channels import enabled_channels
     from .server import serve
 
     settings.require_database_url()
     settings.require_token_keys()
-    webhook_secret(settings)  # a misconfigured webhook is one clear line, not a traceback
+    enabled_channels(settings)  # a misconfigured channel is one clear line, not a traceback
     # Header and body limits: server.py.
     serve(host=args.host, port=args.port, workers=args.workers, access_log=settings.access_log)
     return 0

@@ -1,4 +1,5 @@
-"""The API without Telegram configured never imports aiogram (seconds of start-up per worker)."""
+"""The API without Telegram configured never imports aiogram (seconds of start-up per worker),
+neither in `create_app` nor in what `serve` checks first."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import sys
 from graphql_api.app import create_app
 from graphql_api.core.settings import Settings
 
-create_app(Settings.from_env({"JWT_SECRET": "x" * 32, "DATABASE_URL": "postgresql://h/db"}))
+settings = Settings.from_env({"JWT_SECRET": "x" * 32, "DATABASE_URL": "postgresql://h/db"})
+create_app(settings)
+# What `serve` checks before it starts the workers.
+from graphql_api.channels import enabled_channels
+
+enabled_channels(settings)
 # What sendMessage in a Telegram session uses: the channel's delivery targets.
 from graphql_api.channels import installed_channels
 

@@ -151,6 +151,7 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 
         ("AGENT_TIMEOUT", "0"),
         ("SCHEDULE_MAX_ATTEMPTS", "0"),
         ("LINK_CODE_TTL_SECONDS", "1e3"),
+        ("LINK_CODE_TTL_SECONDS", "86401"),
         ("TELEGRAM_TURN_TRIES", "0"),
         ("SCHEDULE_RETRY_DELAY", "-5"),
     ],
@@ -160,6 +161,21 @@ def test_a_malformed_number_setting_is_one_clear_line(name: str, value: str) -> 
     result = _run("migrate", DATABASE_URL="postgresql://127.0.0.1:1/none", **{name: value})
     assert result.returncode == 2, result.stdout + result.stderr
     assert name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_a_misconfigured_channel_is_one_clear_line() -> None:
+    """`serve` checks every channel it would run before it starts: here the webhook without
+    its secret."""
+    result = _run(
+        "serve",
+        DATABASE_URL="postgresql://127.0.0.1:1/none",
+        JWT_SECRET="x" * 32,
+        TELEGRAM_BOT_TOKEN="42:test-token",
+        TELEGRAM_WEBHOOK="true",
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "TELEGRAM_WEBHOOK_SECRET is not set" in result.stderr
     assert "Traceback" not in result.stderr
 
 
