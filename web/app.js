@@ -41,6 +41,12 @@ function start() {
       showSignIn({ kind: "refused", message });
     },
     onState: (state) => showLiveState(state),
+    onEnded: () => {
+      const problem = tokenProblem(token);
+      if (problem === null) return;
+      live.close();
+      showSignIn(problem); // an open page does not go quietly stale when its token expires
+    },
     onReconnected: () => {
       list.refresh(); // session events have no replay: re-read the list
       conversation.onReconnected();

@@ -49,7 +49,8 @@ export class Live {
   /**
    * @param token   the bearer token, sent in connection_init
    * @param events  { onUnauthenticated(message), onState(state): "connecting" | "live" |
-   *                "reconnecting", onReconnected(): after a connection that replaced a lost one }
+   *                "reconnecting", onReconnected(): after a connection that replaced a lost one,
+   *                onEnded(): the server ended a subscription (its token expired) }
    */
   constructor(token, events) {
     this.events = events;
@@ -128,13 +129,21 @@ export class Live {
   }
 
   subscribe(payload, onData, onError = () => {}) {
-    return this.client.subscribe(payload, {
+    let ended = false; // by the caller: not news
+    const unsubscribe = this.client.subscribe(payload, {
       next: (result) => {
         if (result.errors && result.errors.length) onError(result.errors[0]);
         if (result.data) onData(result.data);
       },
       error: (error) => onError(Array.isArray(error) ? error[0] : error),
-      complete: () => {},
+      // The server ends a subscription when its token expires (it never ends one otherwise).
+      complete: () => {
+        if (!ended) this.events.onEnded();
+      },
     });
+    return () => {
+      ended = true;
+      unsubscribe();
+    };
   }
 }

@@ -97,3 +97,14 @@ async def test_a_person_at_the_socket_cap_stays_signed_in_and_goes_live_later(
     )
     await expect(page.get_by_test_id("session-item")).to_have_count(1)
     await expect(page.get_by_test_id("sign-in")).to_be_hidden()
+
+
+async def test_a_token_that_expires_while_the_page_is_open_shows_sign_in(
+    page: Any, server_url: str
+) -> None:
+    """The server ends the live subscriptions at the token's exp; the page says so instead of
+    going quietly stale."""
+    person = make_person(ttl=4)
+    await page.goto(app_url(server_url, person.token))
+    await expect(page.get_by_test_id("session-list-status")).to_contain_text("No sessions yet")
+    await expect_sign_in(page, "expired")
