@@ -256,18 +256,28 @@ async def _showing_work(
         yield Draft(bot, chat, draft_id=message_id).show
 
 
+NOTICE_TRIES = 3  # a pooled connection the Bot API's side closed fails once, then works
+
+
 async def _tell_it_failed(bot: Bot | None, chat: int) -> None:
-    """Best effort, not through the outbox: the failure is recorded on the session."""
+    """Best effort, not through the outbox: the failure is recorded on the session. A network
+    error (a reset keep-alive connection) is tried again at once."""
     if bot is None:
         return
-    from aiogram.exceptions import TelegramAPIError
+    from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 
     from . import texts
 
-    try:
-        await bot.send_message(chat_id=chat, text=texts.AGENT_FAILED)
-    except TelegramAPIError as exc:
-        log.info("could not tell chat %s its answer failed: %s", chat, exc)
+    for attempt in range(1, NOTICE_TRIES + 1):
+        try:
+            await bot.send_message(chat_id=chat, text=texts.AGENT_FAILED)
+            return
+        except TelegramNetworkError as exc:
+            if attempt == NOTICE_TRIES:
+                log.info("could not tell chat %s its answer failed: %s", chat, exc)
+        except TelegramAPIError as exc:
+            log.info("could not tell chat %s its answer failed: %s", chat, exc)
+            return
 
 
 # A chat is stuck when the message its job would answer next (its oldest waiting one) has
