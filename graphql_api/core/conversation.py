@@ -67,7 +67,7 @@ _TAKE_LEASE = """
 # the session named by it when it is the first (`title`: the parameter holding the title).
 _STORED = f"""stored AS (
     INSERT INTO chat_message_history (session_id, message, idempotency_key, via)
-    VALUES ($1, $2, $3, {{via}})
+    SELECT $1::text, $2::jsonb, $3::text, {{via}}::text FROM {messages.IN_SESSION_TURN}
     ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {MESSAGE_COLUMNS}
 )"""
@@ -105,7 +105,7 @@ SELECT CASE WHEN idempotency_key = $2 THEN 'user' ELSE 'reply' END AS kind, {MES
 _STORE_REPLY = f"""
 WITH reply AS (
     INSERT INTO chat_message_history (session_id, message, idempotency_key, via)
-    VALUES ($1, $2, $3, $6)
+    SELECT $1::text, $2::jsonb, $3::text, $6::text FROM {messages.IN_SESSION_TURN}
     ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {MESSAGE_COLUMNS}
 ), touched AS (

@@ -23,6 +23,18 @@ def validate_content(content: str) -> str:
     return content
 
 
+# What a statement storing a message into session $1 selects its row from. It locks the session
+# row first (as an UPDATE of it does), and only then is the message's id drawn (the column's
+# default, evaluated per row selected): the service's writers to one session take turns from
+# their id to their commit, so a session's ids become visible in order and "every message
+# after id N" (a live reconnect, a replay) misses none. One row always, also when the session
+# is gone: the insert then fails on the foreign key, as before.
+IN_SESSION_TURN = (
+    "(SELECT) AS one LEFT JOIN (SELECT FROM chat_sessions WHERE session_id = $1::text "
+    "FOR NO KEY UPDATE) AS turn ON true"
+)
+
+
 async def append_message(
     db: Executor, session_id: str, role: Role, content: str, *, idempotency_key: str | None = None
 ) -> tuple[MessageRow, bool]:
@@ -30,7 +42,7 @@ async def append_message(
     record = await db.fetchrow(
         f"""
         INSERT INTO chat_message_history (session_id, message, idempotency_key)
-        VALUES ($1, $2, $3)
+        SELECT $1::text, $2::jsonb, $3::text FROM {IN_SESSION_TURN}
         ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING {MESSAGE_COLUMNS}
         """,

@@ -293,3 +293,28 @@ async def test_a_reader_resuming_after_what_it_saw_misses_no_message(pool: async
     rest = await messages.page_after(pool, session.session_id, last_seen, 10)
 
     assert sorted(m.content for m in seen + rest) == ["first", "second"]
+
+
+async def test_messages_written_with_their_own_ids_keep_them(pool: asyncpg.Pool) -> None:
+    """Only the service's own writes take turns per session: a restore that gives the ids
+    (below the session's newest) stores them as given, and a duplicate id is still refused."""
+    session = await make_session(pool, make_person().user_id)
+    for n in range(4):
+        await conversation.store_message(pool, session, f"m{n}", idempotency_key=f"{n}", via="web")
+    ids = [m.id for m in await messages.page_after(pool, session.session_id, 0, 10)]
+    restored = ids[:2]
+    await pool.execute("DELETE FROM chat_message_history WHERE id = ANY($1::bigint[])", restored)
+    for message_id in restored:
+        await pool.execute(
+            "INSERT INTO chat_message_history (id, session_id, message) VALUES "
+            '($1, $2, \'{"type": "human", "data": {"content": "restored"}}\')',
+            message_id,
+            session.session_id,
+        )
+    assert [m.id for m in await messages.page_after(pool, session.session_id, 0, 10)] == ids
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pool.execute(
+            "INSERT INTO chat_message_history (id, session_id, message) VALUES ($1, $2, '{}')",
+            restored[0],
+            session.session_id,
+        )
