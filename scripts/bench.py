@@ -160,6 +160,16 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
+async def wait_until_healthy(client: httpx.AsyncClient, tries: int = 300) -> None:
+    """Until the server under test answers /healthz (it may still be importing)."""
+    for _ in range(tries):
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the server under test did not answer /healthz in time")
+
+
 # --- parameter sets -------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ import asyncpg
 import httpx
 import uvicorn
 from arq.constants import health_check_key_suffix
+from bench import postgres_server, wait_until_healthy
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,7 +41,6 @@ from starlette.routing import Route
 from graphql_api.core.embedded import embedded_redis, free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from scripts.bench import postgres_server, wait_until_healthy
 
 SECRET = "bench-" + secrets.token_hex(16)
 BOT_TOKEN = "123456:bench-token"  # noqa: S105 - the stand-in's, not a secret

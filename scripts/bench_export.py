@@ -23,12 +23,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from bench import postgres_server, wait_until_healthy
+from bench_live import resident_kib
 
 from graphql_api.core.embedded import free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from scripts.bench import postgres_server, wait_until_healthy
-from scripts.bench_live import resident_kib
 
 SECRET = "bench-" + secrets.token_hex(16)
 

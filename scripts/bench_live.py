@@ -32,11 +32,12 @@ from typing import Any
 import asyncpg
 import httpx
 import websockets
+from bench import postgres_server, wait_until_healthy
+from websockets.typing import Subprotocol
 
 from graphql_api.core.embedded import free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from scripts.bench import postgres_server, wait_until_healthy
 
 SECRET = "bench-" + secrets.token_hex(16)
 SUBSCRIBE = (
@@ -59,7 +60,7 @@ class Subscriber:
         self.waiters: dict[str, asyncio.Future[float]] = {}
 
     async def open(self, url: str) -> Any:
-        socket = await websockets.connect(url, subprotocols=["graphql-transport-ws"])
+        socket = await websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")])
         await socket.send(
             json.dumps(
                 {"type": "connection_init", "payload": {"Authorization": f"Bearer {self.token}"}}

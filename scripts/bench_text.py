@@ -1,7 +1,7 @@
 """The compiled path's own CPU per session list, by the script of the messages' text. Printed,
 never asserted.
 
-    python -m scripts.bench_text [--runs 2000] [--rounds 5]
+    python scripts/bench_text.py [--runs 2000] [--rounds 5]
 
 Creates its own database (on BENCH_DATABASE_URL's server, else an embedded PostgreSQL), gives
 two people 50 Telegram sessions each, every message ~200 characters: one person's in English,
@@ -21,13 +21,13 @@ import time
 import uuid
 
 import asyncpg
+from bench import Q2, postgres_server
 from graphql import parse
 
 from graphql_api.compiled.plan import Plan, compile_plan
 from graphql_api.core.db import create_pool
 from graphql_api.core.embedded import with_database
 from graphql_api.core.migrate import migrate
-from scripts.bench import Q2, postgres_server
 
 SESSIONS = 50
 TEXTS = {

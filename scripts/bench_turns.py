@@ -22,11 +22,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from bench import postgres_server, wait_until_healthy
 
 from graphql_api.core.embedded import free_port, with_database
 from graphql_api.core.migrate import migrate
 from graphql_api.core.tokens import mint_token
-from scripts.bench import postgres_server, wait_until_healthy
 
 SECRET = "bench-" + secrets.token_hex(16)
 SEND = "mutation($c: String!) { sendMessage(input: {content: $c}) { reply { content } } }"
