@@ -1,6 +1,6 @@
 """A linked person's messages: each one is a turn in the chat's current session; /new.
 
-Each message is filed under the session it arrives in (links.file_message), so a
+Each message is filed under the session it arrives in (chats.file_message), so a
 redelivery goes there too, and once answered is not answered again. Its turn is queued: the
 worker answers it (bots/turns.py).
 """
@@ -19,7 +19,7 @@ from graphql_api.core.errors import DomainError
 from graphql_api.core.settings import Settings
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
-from . import links, texts, turns
+from . import chats, links, texts, turns
 from .channel import TELEGRAM
 from .incoming import incoming_text
 
@@ -40,7 +40,7 @@ async def new_session(message: Message, pool: asyncpg.Pool) -> None:
     link = await _link_of(message, pool)
     if link is None:
         return
-    started = await links.start_new_session(
+    started = await chats.start_new_session(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
@@ -65,7 +65,7 @@ async def chat(
     if link is None:
         return
     text = messages.validate_content(incoming_text(message) or "")
-    filed = await links.file_message(
+    filed = await chats.file_message(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
@@ -93,7 +93,7 @@ async def _store(
     pool: asyncpg.Pool,
     settings: Settings,
     link: links.TelegramLink,
-    filed: links.HandledMessage,
+    filed: chats.HandledMessage,
     text: str,
 ) -> None:
     session = filed.session  # the person's session row, read as the message was filed
@@ -123,7 +123,7 @@ async def _store(
 
 async def _answered(message: Message, pool: asyncpg.Pool) -> None:
     """Delivered: a redelivery of this update sends nothing again (until then, it re-sends)."""
-    await links.mark_answered(pool, telegram_chat_id=message.chat.id, message_id=message.message_id)
+    await chats.mark_answered(pool, telegram_chat_id=message.chat.id, message_id=message.message_id)
 
 
 async def not_text(message: Message, pool: asyncpg.Pool) -> None:

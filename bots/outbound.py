@@ -17,7 +17,7 @@ from graphql_api.core.deliveries import RetryLater, Undeliverable
 from graphql_api.core.models import SessionRow
 from graphql_api.core.settings import Settings, SettingsError
 
-from . import links
+from . import chats, links
 
 NOT_LINKED = "the person's Telegram account is not linked (any more)"
 
@@ -26,7 +26,7 @@ async def chat_for(db: Executor, session: SessionRow) -> str | None:
     """The session's chat, while it is the private chat of the Telegram account linked to the
     session's owner now: after an unlink, or a link to another account, its replies go nowhere
     (a private chat's id is its user's id)."""
-    chat = links.chat_of_session(session.session_id)
+    chat = chats.chat_of_session(session.session_id)
     link = await links.find_link_for_user(db, session.user_id)
     if chat is None or link is None or link.telegram_user_id != chat:
         return None

@@ -15,7 +15,7 @@ from aiogram.types import Message
 from graphql_api.core import messages, sessions
 from graphql_api.core.models import SessionRow
 
-from . import links, texts
+from . import chats, links, texts
 
 LISTED = 10
 FIRST_WORDS = 60  # characters of a session's first message shown as its name
@@ -60,7 +60,7 @@ async def resume(message: Message, command: CommandObject, pool: asyncpg.Pool) -
         await message.answer(texts.RESUME_HOW.format(count=len(recent)))
         return
     row, name = recent[int(arg) - 1]
-    await links.set_current_session(
+    await chats.set_current_session(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,

@@ -134,7 +134,7 @@ async def answered(db: asyncpg.Pool, waiting: Waiting) -> None:
 
 async def set_aside(db: asyncpg.Pool, waiting: Waiting) -> None:
     """The agent failed (recorded on the session, the person told), or every try did: it no
-    longer waits, and a redelivery of it queues it again (links.file_message)."""
+    longer waits, and a redelivery of it queues it again (chats.file_message)."""
     await db.execute(
         "UPDATE telegram_messages SET queued_at = NULL "
         "WHERE telegram_chat_id = $1 AND message_id = $2",

@@ -11,7 +11,7 @@ import uuid
 import asyncpg
 import pytest
 
-from bots import links
+from bots import chats
 from graphql_api.core import deliveries, events, forgetting, reads
 from graphql_api.core.agent import EchoAgent
 from graphql_api.core.settings import Settings, SettingsError
@@ -48,7 +48,7 @@ async def _orphans(pool: asyncpg.Pool, session_ids: list[str]) -> dict[str, int]
 
 async def _telegram_session(pool: asyncpg.Pool, owner: uuid.UUID, chat: int) -> tuple[str, int]:
     message_id = random.randint(1, 10**9)
-    filed = await links.file_message(
+    filed = await chats.file_message(
         pool, telegram_chat_id=chat, telegram_user_id=chat, user_id=owner, message_id=message_id
     )
     await make_session(pool, owner, channel="telegram", session_id=filed.session_id)
@@ -118,10 +118,10 @@ async def test_a_redelivered_telegram_message_of_a_deleted_session_is_not_answer
     await add_messages(pool, session_id, 2)
     assert await forgetting.delete_session(pool, owner, session_id)
 
-    again = await links.file_message(
+    again = await chats.file_message(
         pool, telegram_chat_id=chat, telegram_user_id=chat, user_id=owner, message_id=message_id
     )
-    fresh = await links.file_message(
+    fresh = await chats.file_message(
         pool, telegram_chat_id=chat, telegram_user_id=chat, user_id=owner, message_id=message_id + 1
     )
 
