@@ -79,6 +79,11 @@ async def begin_run(
     """
     session_id = schedule.session_id_of(slot)
     async with pool.acquire() as conn, conn.transaction():
+        # The session's row before the run's, in a deletion's order (its trigger moves the
+        # runs on after taking the session): otherwise each could wait on the other.
+        await conn.execute(
+            "SELECT FROM chat_sessions WHERE session_id = $1 FOR NO KEY UPDATE", session_id
+        )
         try:
             await conn.execute(
                 "INSERT INTO schedule_runs (schedule_id, slot, session_id) VALUES ($1, $2, $3) "
@@ -146,6 +151,9 @@ async def finish_run(
     error = error[:500] if error else None
     try:
         async with pool.acquire() as conn, conn.transaction():
+            # The schedule's row before the run's, in a deletion's order (its trigger moves an
+            # appending schedule on, then its runs): otherwise each could wait on the other.
+            await conn.execute("SELECT FROM schedules WHERE id = $1 FOR NO KEY UPDATE", schedule_id)
             closed = await conn.fetchval(
                 "INSERT INTO schedule_runs "
                 "(schedule_id, slot, session_id, status, finished_at, error) "

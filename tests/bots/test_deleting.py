@@ -10,14 +10,14 @@ command second: the worst order, every time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
 
 from bots import texts
 from tests.conftest import GraphQLClient, Person
+from tests.locks import row_held, until_waiting
 
 from .conftest import BotHarness, TelegramUser, link, telegram_sessions
 
@@ -25,27 +25,6 @@ DELETE = """
 mutation ($id: String!) { deleteSession(input: {sessionId: $id}) { deletedSessionId } }
 """
 UNLINK = "mutation { unlinkTelegram }"
-
-_WAITING = """
-SELECT count(*) FROM pg_stat_activity
- WHERE datname = current_database() AND wait_event_type = 'Lock'
-"""
-
-
-async def _waiting(pool: asyncpg.Pool, backends: int) -> None:
-    """Until that many backends wait for a lock."""
-    async with asyncio.timeout(10):
-        while await pool.fetchval(_WAITING) < backends:
-            await asyncio.sleep(0.01)
-
-
-@asynccontextmanager
-async def _session_held(pool: asyncpg.Pool, session_id: str) -> AsyncIterator[None]:
-    async with pool.acquire() as holder, holder.transaction():
-        await holder.execute(
-            "SELECT 1 FROM chat_sessions WHERE session_id = $1 FOR NO KEY UPDATE", session_id
-        )
-        yield
 
 
 async def _delete_then(
@@ -56,11 +35,11 @@ async def _delete_then(
     command: Awaitable[Any],
 ) -> Any:
     """Queue the deletion of `session_id` behind a held row, then `command`; let both go."""
-    async with _session_held(pool, session_id):
+    async with row_held(pool, "chat_sessions", "session_id = $1", session_id):
         deleting = asyncio.ensure_future(graphql.ok(DELETE, {"id": session_id}, token=person.token))
-        await _waiting(pool, 1)
+        await until_waiting(pool, 1)
         commanding = asyncio.ensure_future(command)
-        await _waiting(pool, 2)
+        await until_waiting(pool, 2)
     deleted, done = await asyncio.gather(deleting, commanding)
     assert deleted["deleteSession"] == {"deletedSessionId": session_id}
     return done
