@@ -268,6 +268,24 @@ async def start_new_session(
     return HandledMessage(new_id, first_time=True, done=False)
 
 
+_POINT_CHAT = """
+INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id)
+{source}
+ON CONFLICT (telegram_chat_id, user_id) DO UPDATE
+   SET session_id = EXCLUDED.session_id, telegram_user_id = EXCLUDED.telegram_user_id,
+       started_at = now()
+RETURNING true
+"""
+# /new: the fresh session is written by the chat's next message.
+_TO_A_NEW_SESSION = _POINT_CHAT.format(source="VALUES ($1, $2, $3, $4)")
+# /resume: only to a session that still exists, kept from a deletion (FOR KEY SHARE) until
+# this commits; a deletion after that finds the chat and unpoints it (its trigger).
+_TO_AN_EXISTING_SESSION = _POINT_CHAT.format(
+    source="SELECT $1, $2, $3, s.session_id FROM chat_sessions s "
+    "WHERE s.session_id = $4 AND s.user_id = $2 FOR KEY SHARE"
+)
+
+
 async def set_current_session(
     db: Executor,
     *,
@@ -276,18 +294,21 @@ async def set_current_session(
     user_id: uuid.UUID,
     session_id: str,
 ) -> None:
-    """Make one of the person's sessions, of any channel, the chat's current one: the chat's
-    next messages are turns in it (/new's fresh session; /resume's web conversation)."""
-    await db.execute(
-        """
-        INSERT INTO telegram_chats (telegram_chat_id, user_id, telegram_user_id, session_id)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (telegram_chat_id, user_id) DO UPDATE
-           SET session_id = EXCLUDED.session_id, telegram_user_id = EXCLUDED.telegram_user_id,
-               started_at = now()
-        """,
-        telegram_chat_id,
-        user_id,
-        telegram_user_id,
-        session_id,
+    """Make the chat's next messages turns in a fresh session, that its first one creates."""
+    await db.execute(_TO_A_NEW_SESSION, telegram_chat_id, user_id, telegram_user_id, session_id)
+
+
+async def resume_session(
+    db: Executor,
+    *,
+    telegram_chat_id: int,
+    telegram_user_id: int,
+    user_id: uuid.UUID,
+    session_id: str,
+) -> bool:
+    """Make one of the person's sessions, of any channel, the chat's current one; False if it
+    is gone (deleted since it was listed)."""
+    resumed = await db.fetchval(
+        _TO_AN_EXISTING_SESSION, telegram_chat_id, user_id, telegram_user_id, session_id
     )
+    return bool(resumed)

@@ -60,13 +60,16 @@ async def resume(message: Message, command: CommandObject, pool: asyncpg.Pool) -
         await message.answer(texts.RESUME_HOW.format(count=len(recent)))
         return
     row, name = recent[int(arg) - 1]
-    await chats.set_current_session(
+    resumed = await chats.resume_session(
         pool,
         telegram_chat_id=message.chat.id,
         telegram_user_id=link.telegram_user_id,
         user_id=link.user_id,
         session_id=row.session_id,
     )
+    if not resumed:
+        await message.answer(texts.RESUME_GONE)
+        return
     await message.answer(texts.RESUMED.format(channel=row.channel, name=name))
 
 

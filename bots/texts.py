@@ -53,4 +53,5 @@ SESSIONS = (
 )
 NO_SESSIONS = "You have no conversations yet: just write to me."
 RESUME_HOW = "Send /resume N with N from 1 to {count}, as /sessions lists them."
+RESUME_GONE = "That conversation was just deleted. /sessions lists them again."
 RESUMED = "Continuing your {channel} conversation “{name}” here. Write to me."

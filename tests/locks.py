@@ -15,10 +15,15 @@ SELECT count(*) FROM pg_stat_activity
 """
 
 
+async def waiting_backends(pool: asyncpg.Pool) -> int:
+    """How many backends of this database wait for a lock."""
+    return int(await pool.fetchval(_WAITING))
+
+
 async def until_waiting(pool: asyncpg.Pool, backends: int) -> None:
     """Until that many backends of this database wait for a lock."""
     async with asyncio.timeout(10):
-        while await pool.fetchval(_WAITING) < backends:
+        while await waiting_backends(pool) < backends:
             await asyncio.sleep(0.01)
 
 
