@@ -1,10 +1,15 @@
-"""Standard five-field cron syntax, checked strictly: croniter, which computes the slots, also
-reads extensions (L, W, #, ?, N/step, reversed ranges, ...) that a schedule must not rely on."""
+"""Standard five-field cron syntax, checked strictly (croniter, which computes the slots, also
+reads extensions (L, W, #, ?, N/step, reversed ranges, ...) that a schedule must not rely on),
+and the slots of an expression in a time zone."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from graphql_api.core.errors import BadInput
 
@@ -109,3 +114,51 @@ def _value(text: str, item: str, cron_field: _Field) -> int:
 
 def _name_range(cron_field: _Field) -> str:
     return f"{next(iter(cron_field.names))}-{next(reversed(cron_field.names))}"
+
+
+def next_run_after(cron: str, timezone: str, moment: datetime) -> datetime:
+    """The first slot strictly after `moment`, computed in the schedule's time zone, in UTC."""
+    try:
+        return _step(cron, timezone, moment, forward=True)
+    except (CroniterBadDateError, CroniterBadCronError):
+        raise BadInput("cron never matches a date", field="cron") from None
+
+
+def latest_slot_before(cron: str, timezone: str, moment: datetime) -> datetime:
+    """The last slot strictly before `moment` (pass the next slot: the latest one that is due)."""
+    slot = _step(cron, timezone, moment, forward=False)
+    # Next to a clock change croniter's backward step can skip a slot (half-hour zones): walk
+    # forward, the direction slots are defined in, to the last one before `moment`.
+    for _ in range(MAX_REPEATED_SLOTS):
+        following = _step(cron, timezone, slot, forward=True)
+        if following >= moment:
+            break
+        slot = following
+    return slot
+
+
+MAX_REPEATED_SLOTS = 24 * 60  # more than any repeated (fall-back) stretch can hold
+
+
+def _step(cron: str, timezone: str, moment: datetime, *, forward: bool) -> datetime:
+    """croniter's next or previous slot, leaving out the second occurrence of a wall time.
+
+    When clocks fall back, an hour of wall times occurs twice; croniter yields both, and a slot
+    at 02:30 would run twice that night. A wall time runs once, at its first occurrence. A wall
+    time that does not exist (clocks go forward) is croniter's: the first time after the gap.
+    """
+    zone = ZoneInfo(timezone)
+    found = moment
+    iterator = croniter(cron, moment.astimezone(zone))
+    for _ in range(MAX_REPEATED_SLOTS):
+        found = iterator.get_next(datetime) if forward else iterator.get_prev(datetime)
+        found = found.astimezone(UTC)
+        if not _is_repeat(found, zone):
+            break
+    return found
+
+
+def _is_repeat(moment: datetime, zone: ZoneInfo) -> bool:
+    """Whether the local wall time at `moment` already happened an hour (or so) earlier."""
+    local = moment.astimezone(zone)  # zoneinfo sets fold=1 on the second occurrence only
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()

@@ -25,14 +25,13 @@ from graphql_api.core.models import SESSION_COLUMNS, SessionRow
 from graphql_api.core.tokens import SERVICE_ROLE, Viewer
 
 from .channel import SCHEDULED
+from .cron import latest_slot_before, next_run_after
 from .schedules import (
     SCHEDULE_COLUMNS,
     Outcome,
     ScheduleRow,
     SessionMode,
     Slot,
-    latest_slot_before,
-    next_run_after,
     run_session_id,
 )
 

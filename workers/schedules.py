@@ -1,6 +1,6 @@
-"""Schedules: a person's cron prompts, their validation and cron arithmetic, and a slot's
-identity (Slot). Pure schedule data: no queue here. Claiming due slots and the runs themselves
-are in runs.py; queueing a slot on arq is arq_queue.py."""
+"""Schedules: a person's cron prompts, their validation, and a slot's identity (Slot). Pure
+schedule data: no queue here. Cron arithmetic is cron.py; claiming due slots and the runs
+themselves are in runs.py; queueing a slot on arq is arq_queue.py."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
 import asyncpg
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+from croniter import croniter
 
 from graphql_api.core import messages, sessions
 from graphql_api.core.db import Executor, lock_until_commit
 from graphql_api.core.errors import BadInput
 
 from .channel import SESSION_ID_PREFIX
-from .cron import check_cron_syntax
+from .cron import check_cron_syntax, next_run_after
 
 MAX_NAME = 200
 MAX_SCHEDULES_PER_PERSON = 50  # a cost cap: every schedule may run an agent turn every minute
@@ -98,7 +98,7 @@ _FIELDS = (
 SCHEDULE_COLUMNS = ", ".join(_FIELDS)
 
 
-# --- validation and cron arithmetic ---------------------------------------------------------
+# --- validation ----------------------------------------------------------------------------
 
 
 def validate_cron(expression: str) -> str:
@@ -130,54 +130,6 @@ def validate_timezone(name: str) -> str:
             "timezone must be an IANA time zone such as 'Europe/Berlin'", field="timezone"
         )
     return name
-
-
-def next_run_after(cron: str, timezone: str, moment: datetime) -> datetime:
-    """The first slot strictly after `moment`, computed in the schedule's time zone, in UTC."""
-    try:
-        return _step(cron, timezone, moment, forward=True)
-    except (CroniterBadDateError, CroniterBadCronError):
-        raise BadInput("cron never matches a date", field="cron") from None
-
-
-def latest_slot_before(cron: str, timezone: str, moment: datetime) -> datetime:
-    """The last slot strictly before `moment` (pass the next slot: the latest one that is due)."""
-    slot = _step(cron, timezone, moment, forward=False)
-    # Next to a clock change croniter's backward step can skip a slot (half-hour zones): walk
-    # forward, the direction slots are defined in, to the last one before `moment`.
-    for _ in range(MAX_REPEATED_SLOTS):
-        following = _step(cron, timezone, slot, forward=True)
-        if following >= moment:
-            break
-        slot = following
-    return slot
-
-
-MAX_REPEATED_SLOTS = 24 * 60  # more than any repeated (fall-back) stretch can hold
-
-
-def _step(cron: str, timezone: str, moment: datetime, *, forward: bool) -> datetime:
-    """croniter's next or previous slot, leaving out the second occurrence of a wall time.
-
-    When clocks fall back, an hour of wall times occurs twice; croniter yields both, and a slot
-    at 02:30 would run twice that night. A wall time runs once, at its first occurrence. A wall
-    time that does not exist (clocks go forward) is croniter's: the first time after the gap.
-    """
-    zone = ZoneInfo(timezone)
-    found = moment
-    iterator = croniter(cron, moment.astimezone(zone))
-    for _ in range(MAX_REPEATED_SLOTS):
-        found = iterator.get_next(datetime) if forward else iterator.get_prev(datetime)
-        found = found.astimezone(UTC)
-        if not _is_repeat(found, zone):
-            break
-    return found
-
-
-def _is_repeat(moment: datetime, zone: ZoneInfo) -> bool:
-    """Whether the local wall time at `moment` already happened an hour (or so) earlier."""
-    local = moment.astimezone(zone)  # zoneinfo sets fold=1 on the second occurrence only
-    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
 def _reject_nul(value: str, field: str) -> None:

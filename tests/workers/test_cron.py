@@ -12,13 +12,8 @@ from croniter import croniter
 
 from graphql_api.core.errors import BadInput
 from graphql_api.core.sessions import validate_session_id
-from workers.schedules import (
-    Slot,
-    latest_slot_before,
-    next_run_after,
-    validate_cron,
-    validate_timezone,
-)
+from workers.cron import latest_slot_before, next_run_after
+from workers.schedules import Slot, validate_cron, validate_timezone
 
 
 def test_next_run_is_read_in_the_schedules_time_zone() -> None:
