@@ -37,8 +37,9 @@ from ..core.pagination import page_size
 from ..core.sessions import SESSION_ID_PATTERN, SessionKey
 from ..schema.sessions import SESSIONS
 from ..schema.types import MESSAGES
+from .expressions import MAX_BIGINT
 from .selection import NotCompilable, Selection, Var, collect, literal
-from .sql import MAX_BIGINT, Builder, PageArgs, Statement
+from .sql import Builder, PageArgs, Statement
 
 MISSING: Any = object()  # a variable the request did not give, or an argument left out
 _INT_RANGE = range(-(2**31), 2**31)
